@@ -115,9 +115,9 @@ def _add_cameras(root: mjcf.RootElement) -> None:
   target = root.worldbody.add('body', name='camera_target',
                               pos=(BASKET_CENTER[0], BASKET_CENTER[1], 0.03))
   del target
-  for name, y in zip(specs.CAMERA_NAMES, (0.38, -0.38)):
-    root.worldbody.add('camera', name=name, pos=(1.05, y, 0.38), mode='targetbody',
-                       target='camera_target', fovy=45)
+  for name, y in zip(specs.CAMERA_NAMES, (0.3, -0.3)):
+    root.worldbody.add('camera', name=name, pos=(0.95, y, 0.3), mode='targetbody',
+                       target='camera_target', fovy=55)
   root.worldbody.add('light', name='light', pos=(0.6, 0, 1.5), dir=(0, 0, -1),
                      directional=True, castshadow=False, diffuse=(0.8, 0.8, 0.8))
 
