@@ -16,10 +16,6 @@ from dm_robotics.manipulation.props.rgb_objects import rgb_object
 from envs import specs
 from envs.triplets import Triplet
 
-# Bump when anything below changes the simulated dynamics or rendering: dataset
-# versions record it.
-SCENE_VERSION = '1.0.0'
-
 PHYSICS_TIMESTEP = 0.002  # 5 ms steps let grasped objects slip (FIELD-NOTES).
 SUBSTEPS = round(1.0 / (specs.CONTROL_HZ * PHYSICS_TIMESTEP))
 

@@ -86,7 +86,7 @@ class StackingEnv(dm_env.Environment):
     reward = np.float32(self._reward())
     if self._t >= self.episode_steps:
       self._needs_reset = True
-      return dm_env.truncation(reward, observation)
+      return dm_env.truncation(reward, observation, discount=np.float32(1.0))
     return dm_env.transition(reward, observation, discount=np.float32(1.0))
 
   def observation_spec(self):

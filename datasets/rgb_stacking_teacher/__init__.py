@@ -1,0 +1,1 @@
+"""rgb_stacking_teacher dataset (TFDS folder layout; not an importable package)."""

@@ -1,0 +1,1 @@
+"""Beam jobs and data plumbing: teacher datasets, online episode logs, readers."""
