@@ -1,0 +1,174 @@
+"""Learner gradient steps per second, one JSON line per figure.
+
+  .venv/bin/python benchmarks/learner_throughput.py            # full run
+  .venv/bin/python benchmarks/learner_throughput.py --steps 50 # quick run
+
+Figures: CRR, R-CRR, MPO (20 action samples) with the state encoder, batch 64,
+256x256 networks; the vision encoder (64x64, two cameras) with CRR; and, when a
+side venv with d3rlpy exists (--d3rlpy-python, default /tmp/d3/bin/python), d3rlpy's
+CRR with the same network sizes in the same run, plus our/d3rlpy ratio.
+TensorFlow places ops on a GPU when one is visible; --device forces one
+(e.g. --device /CPU:0).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from envs import specs  # pylint: disable=g-import-not-at-top
+from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
+from learners import types  # pylint: disable=g-import-not-at-top
+
+BATCH = 64
+POOL = 16  # Distinct pre-built batches cycled through (data loading not timed).
+
+# d3rlpy's CRR with our sizes: 256x256 actor and critic, batch 64, CPU.
+D3RLPY_SCRIPT = r'''
+import json, sys, time, numpy as np, torch, d3rlpy
+steps = int(sys.argv[1]); obs_dim = int(sys.argv[2]); act_dim = int(sys.argv[3])
+rng = np.random.default_rng(0)
+n = 10000
+obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
+act = rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32)
+rew = rng.uniform(size=n).astype(np.float32)
+term = np.zeros(n, np.float32); term[399::400] = 1.0
+ds = d3rlpy.dataset.MDPDataset(obs, act, rew, term)
+enc = d3rlpy.models.encoders.VectorEncoderFactory(hidden_units=[256, 256])
+crr = d3rlpy.algos.CRRConfig(batch_size=64, actor_encoder_factory=enc,
+                             critic_encoder_factory=enc).create(device='cpu:0')
+crr.build_with_dataset(ds)
+warm = min(200, steps)
+crr.fit(ds, n_steps=warm, n_steps_per_epoch=warm, show_progress=False,
+        save_interval=10**9, experiment_name='bench', with_timestamp=False)
+t = time.perf_counter()
+crr.fit(ds, n_steps=steps, n_steps_per_epoch=steps, show_progress=False,
+        save_interval=10**9, experiment_name='bench', with_timestamp=False)
+print(json.dumps({'steps_per_s': steps / (time.perf_counter() - t),
+                  'd3rlpy': d3rlpy.__version__, 'torch': torch.__version__,
+                  'torch_threads': torch.get_num_threads()}))
+'''
+
+
+class _Teacher:
+  """A cheap linear teacher (R-CRR needs one); same protocol as envs.policy."""
+  name = 'bench'
+
+  def __init__(self):
+    rng = np.random.default_rng(0)
+    self._w = rng.normal(0, 0.2, (specs.PROPRIO_DIM + specs.OBJECT_POSES_DIM,
+                                  specs.ACTION_DIM)).astype(np.float32)
+
+  def distribution(self, observation):
+    from envs import policy  # pylint: disable=g-import-not-at-top
+    x = np.concatenate([observation[k] for k in specs.TEACHER_KEYS], axis=-1)
+    mean = np.tanh(x @ self._w)
+    return policy.GaussianAction(mean, np.full_like(mean, 0.1))
+
+
+def _batches(obs_mode: str, image_size: int):
+  rng = np.random.default_rng(0)
+  out = []
+  for _ in range(POOL):
+    def obs():
+      return {k: (rng.normal(size=(BATCH,) + s.shape).astype(np.float32)
+                  if s.dtype == np.float32 else
+                  rng.integers(0, 256, (BATCH,) + s.shape, dtype=np.uint8))
+              for k, s in specs.observation_spec(obs_mode, image_size).items()}
+    out.append(types.Batch(
+        observation=obs(), next_observation=obs(),
+        action=rng.uniform(-1, 1, (BATCH, specs.ACTION_DIM)).astype(np.float32),
+        reward=rng.uniform(size=BATCH).astype(np.float32),
+        discount=np.full(BATCH, 0.95, np.float32),
+        is_offline=(np.arange(BATCH) < BATCH // 2).astype(np.float32)))
+  return out
+
+
+def measure(method: str, obs_mode: str, steps: int, image_size: int = 64) -> dict:
+  config = learner_lib.LearnerConfig(obs_mode=obs_mode, image_size=image_size)
+  learner = learner_lib.Learner(method, config, teacher=_Teacher())
+  batches = _batches(obs_mode, image_size)
+  for i in range(min(20, steps)):  # Trace and warm up.
+    learner.step(batches[i % POOL])
+  start = time.perf_counter()
+  for i in range(steps):
+    learner.step(batches[i % POOL])
+  rate = steps / (time.perf_counter() - start)
+  return {'figure': 'learner_steps_per_s', 'method': method, 'obs_mode': obs_mode,
+          'batch': BATCH, 'nets': '256x256', 'image_size': image_size if obs_mode == 'vision'
+          else None, 'steps': steps, 'steps_per_s': round(rate, 1),
+          'device': _device()}
+
+
+def _device() -> str:
+  gpus = tf.config.list_logical_devices('GPU')
+  return gpus[0].name if gpus else 'CPU'
+
+
+def d3rlpy_crr(python: str, steps: int) -> dict:
+  obs_dim = specs.PROPRIO_DIM + specs.OBJECT_POSES_DIM
+  if not os.path.exists(python):
+    return {'figure': 'd3rlpy_crr_steps_per_s', 'skipped': f'no side venv at {python}'}
+  workdir = os.path.join('/tmp', 'd3rlpy_bench')
+  os.makedirs(workdir, exist_ok=True)
+  proc = subprocess.run([python, '-c', D3RLPY_SCRIPT, str(steps), str(obs_dim),
+                         str(specs.ACTION_DIM)], capture_output=True, text=True,
+                        cwd=workdir, check=False)
+  if proc.returncode != 0:
+    return {'figure': 'd3rlpy_crr_steps_per_s', 'skipped': 'd3rlpy run failed',
+            'stderr_tail': proc.stderr[-500:]}
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  return {'figure': 'd3rlpy_crr_steps_per_s', 'batch': BATCH, 'nets': '256x256',
+          'steps': steps, 'steps_per_s': round(result.pop('steps_per_s'), 1), **result}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--steps', type=int, default=1000)
+  parser.add_argument('--vision-steps', type=int, default=None,
+                      help='steps for the vision figure (default: steps // 5)')
+  parser.add_argument('--device', default=None, help='e.g. /CPU:0 or /GPU:0')
+  parser.add_argument('--d3rlpy-python', default='/tmp/d3/bin/python')
+  parser.add_argument('--methods', default='CRR,R-CRR,MPO')
+  parser.add_argument('--skip-vision', action='store_true')
+  args = parser.parse_args()
+  vision_steps = args.vision_steps or max(10, args.steps // 5)
+
+  def run(method, obs_mode, steps):
+    if args.device:
+      with tf.device(args.device):
+        return measure(method, obs_mode, steps)
+    return measure(method, obs_mode, steps)
+
+  def emit(line):
+    line['loadavg_1m'] = os.getloadavg()[0]  # The CPU is shared: context for the figure.
+    print(json.dumps(line), flush=True)
+
+  # Ours and d3rlpy's CRR back to back, so both see the same machine load.
+  method_list = args.methods.split(',')
+  ours = {}
+  for method in method_list[:1]:
+    line = run(method, 'state', args.steps)
+    ours[method] = line['steps_per_s']
+    emit(line)
+  d3 = d3rlpy_crr(args.d3rlpy_python, args.steps)
+  emit(d3)
+  if 'steps_per_s' in d3 and 'CRR' in ours:
+    emit({'figure': 'crr_ratio_ours_over_d3rlpy',
+          'ratio': round(ours['CRR'] / d3['steps_per_s'], 2)})
+  for method in method_list[1:]:
+    emit(run(method, 'state', args.steps))
+  if not args.skip_vision:
+    emit(run('CRR', 'vision', vision_steps))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,116 @@
+"""Every method of the study as one row of data (the paper's Table II).
+
+Eq. (3):  max_theta  E_{s ~ D, a ~ pi_prior} [ w(s, a) log pi_theta(a|s) ].
+A method picks the data D (via `offline_fraction`: the share of each batch drawn
+from the teacher dataset, the rest from the replay), the prior that proposes the
+actions a, and the weighting w.  "How does R-CRR differ from CRR?" is answered by
+reading their two rows side by side; a new method is a new row (or a
+`dataclasses.replace` of an existing one handed straight to the `Learner`).
+
+Priors (each is (1 - beta) * base + beta * pi_teacher; sampled per (state, sample)):
+  behavior  pi_b: the batch action itself (dataset or replay), one sample per state.
+  target    pi_k: the target policy network.
+  teacher   pi_teacher only (beta is ignored, effectively 1).
+Weightings:
+  none       w = 1 (likelihood of the prior's actions: BC, DAgger).
+  advantage  w = min(exp(A / eta), weight_clip), A = Q(s, a) - mean_m Q(s, a'_m),
+             a'_m ~ pi_theta (CRR "exp" variant).
+  softmax    w = exp(Q / eta - Z), Z = log mean_n exp(Q(s, a_n) / eta): a softmax
+             across the prior samples of each state, fixed eta (R-CRR).
+  mpo        as softmax but eta is a learned dual keeping KL(pi_imp || pi_prior) <= epsilon,
+             plus MPO's decoupled per-dimension mean/stddev trust regions (MPO, R-MPO).
+Q is the mean of the target critic's return distribution.
+"""
+
+import dataclasses
+from typing import Mapping, Union
+
+from learners import schedules
+
+Schedule = Union[schedules.Constant, schedules.Linear, schedules.Piecewise]
+
+PRIORS = ('behavior', 'target', 'teacher')
+WEIGHTINGS = ('none', 'advantage', 'softmax', 'mpo')
+TEACHER_ACTIONS = ('sample', 'mean')
+REWARDS = ('sparse', 'shaped')
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One row of Table II plus the hyper-parameters its weighting needs."""
+  name: str
+  data: str  # Human-readable D, as in the paper's table.
+  offline_fraction: Schedule  # 1 = dataset only, 0 = replay only.
+  prior: str
+  beta: Schedule = schedules.Constant(0.0)  # Teacher share of the prior mixture.
+  weighting: str = 'none'
+  num_prior_samples: int = 1
+  eta: Schedule = schedules.Constant(1.0)  # Temperature (mpo: initial value).
+  weight_clip: float = 20.0  # CRR's clip of exp(A / eta).
+  advantage_samples: int = 4  # m policy samples estimating E_pi[Q] for A.
+  epsilon: float = 0.1  # MPO: KL(pi_imp || pi_prior) bound.
+  epsilon_mean: float = 1e-3  # MPO: per-dimension KL bound on the mean.
+  epsilon_stddev: float = 1e-6  # MPO: per-dimension KL bound on the stddev.
+  # DAgger & co. regress on sampled teacher actions (Eq. (3) with a ~ pi_teacher),
+  # so the student learns the teacher's spread too; 'mean' clones the mode.
+  teacher_action: str = 'sample'
+  reward: str = 'sparse'  # Which env reward the collector logs (MPO: shaped).
+
+  def __post_init__(self):
+    for field, allowed in (('prior', PRIORS), ('weighting', WEIGHTINGS),
+                           ('teacher_action', TEACHER_ACTIONS), ('reward', REWARDS)):
+      if getattr(self, field) not in allowed:
+        raise ValueError(f'Method {self.name!r}: {field}={getattr(self, field)!r}; '
+                         f'valid choices: {", ".join(allowed)}.')
+    if self.num_prior_samples < 1:
+      raise ValueError(f'Method {self.name!r}: num_prior_samples must be >= 1.')
+    if self.weighting in ('softmax', 'mpo') and self.num_prior_samples < 2:
+      raise ValueError(f'Method {self.name!r}: weighting {self.weighting!r} normalises '
+                       'across prior samples and needs num_prior_samples >= 2.')
+
+  @property
+  def uses_teacher(self) -> bool:
+    return self.prior == 'teacher' or self.beta != schedules.Constant(0.0)
+
+  @property
+  def uses_critic(self) -> bool:
+    return self.weighting != 'none'
+
+
+_AWAC_OFFLINE = schedules.piecewise((0, 1.0), (500_000, 1.0), (1_100_000, 0.2))
+_AWAC_ETA = schedules.Linear(start=1.0, end=0.1, begin_step=400_000, end_step=500_000)
+_DATASET = schedules.Constant(1.0)
+_REPLAY = schedules.Constant(0.0)
+_HALF = schedules.Constant(0.5)  # Paper default for mixed methods.
+
+# Table II.  Columns beyond the paper's (samples, eta, ...) are our defaults.
+METHOD_TABLE = (
+    Method('BC', 'dataset', _DATASET, prior='behavior'),
+    Method('CRR', 'dataset', _DATASET, prior='behavior', weighting='advantage'),
+    Method('CRR-mixed', 'dataset + replay', _HALF, prior='behavior',
+           weighting='advantage'),
+    Method('AWAC', 'dataset -> dataset + replay', _AWAC_OFFLINE, prior='behavior',
+           weighting='advantage', eta=_AWAC_ETA),
+    Method('DAgger', 'replay', _REPLAY, prior='teacher'),
+    Method('DAgger-mixed', 'dataset + replay', _HALF, prior='teacher'),
+    Method('MPO', 'replay', _REPLAY, prior='target', weighting='mpo',
+           num_prior_samples=20, reward='shaped'),
+    Method('R-MPO', 'dataset + replay', _HALF, prior='target',
+           beta=schedules.Constant(0.1), weighting='mpo', num_prior_samples=20),
+    Method('R-CRR', 'dataset + replay', _HALF, prior='behavior',
+           beta=schedules.Constant(0.75), weighting='softmax', num_prior_samples=8),
+    Method('R-CRR-target', 'dataset + replay', _HALF, prior='target',
+           beta=schedules.Constant(0.75), weighting='softmax', num_prior_samples=20),
+)
+
+METHODS: Mapping[str, Method] = {m.name: m for m in METHOD_TABLE}
+
+
+def get_method(name_or_method: Union[str, Method]) -> Method:
+  """A row by name (or a user-built `Method`, returned as is)."""
+  if isinstance(name_or_method, Method):
+    return name_or_method
+  if name_or_method not in METHODS:
+    raise ValueError(f'Unknown method {name_or_method!r}; known methods: '
+                     f'{", ".join(METHODS)}.')
+  return METHODS[name_or_method]

@@ -1,0 +1,156 @@
+"""Sonnet networks: observation encoders, Gaussian policy, categorical critic.
+
+Both the policy and the critic own an encoder (no sharing), so BC/DAgger train
+without a critic and the critic's TD gradients never move the policy's features.
+The critic encodes a state once and scores many actions from the embedding, which
+is what makes 20-sample MPO affordable with images.
+"""
+
+import dataclasses
+from typing import Mapping, Sequence, Tuple
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from envs import specs
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+  encoder_size: int = 256  # Encoder output (LayerNorm + tanh), first hidden layer.
+  policy_torso: Sequence[int] = (256,)
+  critic_torso: Sequence[int] = (256,)
+  conv_channels: Sequence[int] = (16, 32, 32)  # Vision torso, stride 2 each.
+  num_atoms: int = 51
+  v_min: float = -50.0
+  v_max: float = 150.0
+  init_stddev: float = 0.3  # Policy stddev at initialisation.
+  min_stddev: float = 1e-3
+
+
+class LayerNormEncoder(snt.Module):
+  """Linear -> LayerNorm -> tanh, as the first layer of Acme's LayerNormMLP."""
+
+  def __init__(self, size: int, name: str = 'layer_norm_encoder'):
+    super().__init__(name=name)
+    self._linear = snt.Linear(size)
+    self._norm = snt.LayerNorm(axis=-1, create_scale=True, create_offset=True)
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    return tf.tanh(self._norm(self._linear(x)))
+
+
+class StateEncoder(snt.Module):
+  """Concatenates the state student keys and embeds them with a LayerNorm MLP."""
+
+  def __init__(self, size: int, name: str = 'state_encoder'):
+    super().__init__(name=name)
+    self._keys = specs.STUDENT_KEYS['state']
+    self._embed = LayerNormEncoder(size)
+
+  def __call__(self, observation: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    x = tf.concat([tf.cast(observation[k], tf.float32) for k in self._keys], axis=-1)
+    return self._embed(x)
+
+
+class VisionEncoder(snt.Module):
+  """One small conv torso shared by both cameras, plus proprio.
+
+  Never reads `object_poses`: a vision student only sees its cameras and proprio.
+  """
+
+  def __init__(self, size: int, channels: Sequence[int], name: str = 'vision_encoder'):
+    super().__init__(name=name)
+    self._convs = [snt.Conv2D(c, kernel_shape=3, stride=2) for c in channels]
+    self._embed = LayerNormEncoder(size)
+
+  def _torso(self, images: tf.Tensor) -> tf.Tensor:
+    x = tf.cast(images, tf.float32) / 255.0
+    for conv in self._convs:
+      x = tf.nn.relu(conv(x))
+    return snt.Flatten()(x)
+
+  def __call__(self, observation: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    cams = [observation[name] for name in specs.CAMERA_NAMES]
+    # Both cameras through the torso as one batch: one conv call per layer.
+    features = self._torso(tf.concat(cams, axis=0))
+    per_camera = tf.split(features, len(cams), axis=0)
+    proprio = tf.cast(observation['proprio'], tf.float32)
+    return self._embed(tf.concat(per_camera + [proprio], axis=-1))
+
+
+def make_encoder(obs_mode: str, config: NetworkConfig) -> snt.Module:
+  specs.check_obs_mode(obs_mode)
+  if obs_mode == 'state':
+    return StateEncoder(config.encoder_size)
+  return VisionEncoder(config.encoder_size, config.conv_channels)
+
+
+class GaussianPolicy(snt.Module):
+  """Diagonal Gaussian with a tanh-bounded mean.
+
+  The distribution itself is an unsquashed Normal: the mean lies in (-1, 1) and
+  the log-density of a dataset action at exactly +-1 stays finite (a tanh-squashed
+  distribution would put it at -inf).  Sampled actions are clipped to [-1, 1].
+  """
+
+  def __init__(self, obs_mode: str, config: NetworkConfig, name: str = 'policy'):
+    super().__init__(name=name)
+    self._encoder = make_encoder(obs_mode, config)
+    self._torso = snt.nets.MLP(list(config.policy_torso), activation=tf.nn.elu,
+                               activate_final=True)
+    self._head = snt.Linear(2 * specs.ACTION_DIM,
+                            w_init=snt.initializers.VarianceScaling(1e-4))
+    self._init_stddev = config.init_stddev
+    self._min_stddev = config.min_stddev
+
+  def __call__(self, observation: Mapping[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    out = self._head(self._torso(self._encoder(observation)))
+    mean_logit, stddev_logit = tf.split(out, 2, axis=-1)
+    # softplus(0) * scale / softplus(0) = init_stddev at initialisation.
+    stddev = (tf.nn.softplus(stddev_logit) * (self._init_stddev / np.log(2.0))
+              + self._min_stddev)
+    return tf.tanh(mean_logit), stddev
+
+
+class CategoricalCritic(snt.Module):
+  """Distributional Q(s, a) over `num_atoms` fixed returns (C51 / Acme DMPO)."""
+
+  def __init__(self, obs_mode: str, config: NetworkConfig, name: str = 'critic'):
+    super().__init__(name=name)
+    self._encoder = make_encoder(obs_mode, config)
+    self._torso = snt.nets.MLP(list(config.critic_torso), activation=tf.nn.elu,
+                               activate_final=True)
+    self._head = snt.Linear(config.num_atoms, w_init=snt.initializers.VarianceScaling(1e-5))
+    self.support = tf.constant(
+        np.linspace(config.v_min, config.v_max, config.num_atoms), tf.float32)
+
+  def embed(self, observation: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    return self._encoder(observation)
+
+  def logits_from_embedding(self, embedding: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
+    """Logits for `action` [..., B, A] given `embedding` [B, E] (broadcast over ...)."""
+    lead = tf.shape(action)[:-1]
+    emb = tf.broadcast_to(embedding, tf.concat([lead, tf.shape(embedding)[-1:]], 0))
+    x = tf.concat([emb, action], axis=-1)
+    flat = tf.reshape(x, [-1, x.shape[-1]])
+    logits = self._head(self._torso(flat))
+    return tf.reshape(logits, tf.concat([lead, [logits.shape[-1]]], 0))
+
+  def __call__(self, observation: Mapping[str, tf.Tensor], action: tf.Tensor) -> tf.Tensor:
+    return self.logits_from_embedding(self.embed(observation), action)
+
+
+def dummy_observation(obs_mode: str, image_size: int, batch: int = 1) -> dict:
+  obs = {k: np.zeros((batch,) + tuple(s.shape), s.dtype)
+         for k, s in specs.observation_spec(obs_mode, image_size).items()}
+  return {k: obs[k] for k in specs.STUDENT_KEYS[obs_mode]}
+
+
+def build(policy: GaussianPolicy, critic: CategoricalCritic, obs_mode: str,
+          image_size: int) -> None:
+  """Creates all variables now (checkpoint restore must find them)."""
+  obs = dummy_observation(obs_mode, image_size)
+  policy(obs)
+  critic(obs, tf.zeros((1, specs.ACTION_DIM)))

@@ -1,0 +1,208 @@
+"""Every method steps on state and vision batches; determinism; checkpoints; errors."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from envs import specs
+from learners import learner as learner_lib
+from learners import methods
+from learners import priors
+from learners import types
+import test_learners_util as util
+
+STATE = learner_lib.LearnerConfig(obs_mode='state', nets=util.SMALL_NETS)
+VISION = learner_lib.LearnerConfig(obs_mode='vision', nets=util.SMALL_NETS, image_size=64)
+
+
+@pytest.fixture(scope='module')
+def teacher():
+  return util.LinearTeacher.random()
+
+
+@pytest.mark.parametrize('config', [STATE, VISION], ids=['state', 'vision'])
+@pytest.mark.parametrize('method', list(methods.METHODS))
+def test_every_method_steps(method, config, teacher):
+  rng = np.random.default_rng(0)
+  learner = learner_lib.Learner(method, config, teacher=teacher)
+  for _ in range(2):
+    metrics = learner.step(util.random_batch(rng, 4, config.obs_mode, config.image_size))
+  assert learner.num_steps == 2
+  assert all(np.isfinite(v) for v in metrics.values())
+  assert 'policy_loss' in metrics and 'weight_mean' in metrics
+  if methods.METHODS[method].uses_critic:
+    assert 'critic_loss' in metrics and 'q_prior_mean' in metrics
+  if methods.METHODS[method].weighting == 'mpo':
+    assert {'eta', 'kl_nonparametric', 'kl_mean', 'kl_stddev', 'dual_loss'} <= set(metrics)
+
+
+def test_vision_student_never_reads_object_poses(teacher):
+  rng = np.random.default_rng(0)
+  learner = learner_lib.Learner('CRR', VISION, teacher=teacher)
+  batch = util.random_batch(rng, 4, 'vision')
+  first = learner.distribution(batch.observation).mean
+  poisoned = dict(batch.observation, object_poses=np.full_like(batch.observation['object_poses'],
+                                                               np.nan))
+  np.testing.assert_array_equal(learner.distribution(poisoned).mean, first)
+  assert np.isfinite(learner.step(batch._replace(observation=poisoned))['policy_loss'])
+
+
+def test_same_seed_same_batches_same_metrics(teacher):
+  def run():
+    rng = np.random.default_rng(1)
+    learner = learner_lib.Learner('R-MPO', dataclasses.replace(STATE, seed=3), teacher=teacher)
+    return [learner.step(util.random_batch(rng, 8)) for _ in range(3)]
+  assert run() == run()
+
+
+def test_checkpoint_restores_everything_and_training_continues_identically(tmp_path, teacher):
+  rng = np.random.default_rng(2)
+  batches = [util.random_batch(rng, 8) for _ in range(6)]
+  config = dataclasses.replace(STATE, seed=5)
+  first = learner_lib.Learner('MPO', config, teacher=teacher, workdir=str(tmp_path))
+  assert not first.restore()  # Nothing saved yet.
+  for b in batches[:3]:
+    first.step(b)
+  path = first.save()
+  assert path.startswith(os.path.join(str(tmp_path), 'checkpoints', 'learner'))
+  continued = [first.step(b) for b in batches[3:]]
+
+  # A fresh learner (different seed: everything must come from the checkpoint).
+  resumed = learner_lib.Learner('MPO', dataclasses.replace(config, seed=99), teacher=teacher,
+                                workdir=str(tmp_path))
+  # The newest checkpoint is the one written above (max_to_keep, no later saves).
+  assert resumed.restore()
+  assert resumed.num_steps == 3
+  assert resumed._duals.log_temperature.numpy() != pytest.approx(  # pylint: disable=protected-access
+      learner_lib.Learner('MPO', config, teacher=teacher)._duals.log_temperature.numpy())  # pylint: disable=protected-access
+  replayed = [resumed.step(b) for b in batches[3:]]
+  assert replayed == continued
+
+
+def test_restore_into_other_networks_or_method_fails_loudly(tmp_path, teacher):
+  rng = np.random.default_rng(0)
+  crr = learner_lib.Learner('CRR', STATE, workdir=str(tmp_path))
+  crr.step(util.random_batch(rng, 4))
+  crr.save()
+  bigger = dataclasses.replace(STATE, nets=dataclasses.replace(util.SMALL_NETS, encoder_size=48))
+  with pytest.raises(ValueError, match='incompatible'):
+    learner_lib.Learner('CRR', bigger, workdir=str(tmp_path)).restore()
+  with pytest.raises(ValueError, match="written by method 'CRR', not 'MPO'"):
+    learner_lib.Learner('MPO', STATE, workdir=str(tmp_path)).restore()
+
+
+def test_unparsable_checkpoint_state_refuses_to_restart(tmp_path):
+  directory = os.path.join(str(tmp_path), 'checkpoints', 'learner')
+  os.makedirs(directory)
+  with open(os.path.join(directory, 'checkpoint'), 'w') as f:
+    f.write('this is not a checkpoint state {')
+  with pytest.raises(RuntimeError, match='refusing to restart'):
+    learner_lib.Learner('BC', STATE, workdir=str(tmp_path)).restore()
+
+
+def test_non_finite_loss_names_metric_and_step():
+  rng = np.random.default_rng(0)
+  learner = learner_lib.Learner('CRR', STATE)
+  learner.step(util.random_batch(rng, 4))
+  bad = util.random_batch(rng, 4)
+  bad = bad._replace(reward=np.full(4, np.nan, np.float32))
+  with pytest.raises(learner_lib.NonFiniteError, match=r'Non-finite critic_loss=nan at learner step 1'):
+    learner.step(bad)
+
+
+def test_teacher_methods_need_a_teacher():
+  with pytest.raises(ValueError, match='teacher'):
+    learner_lib.Learner('R-CRR', STATE)
+
+
+def test_malformed_batch_is_rejected():
+  rng = np.random.default_rng(0)
+  batch = util.random_batch(rng, 4)
+  bad = batch._replace(action=batch.action[:, :3])
+  with pytest.raises(ValueError, match='batch.action'):
+    learner_lib.Learner('BC', STATE).step(bad)
+
+
+def test_a_new_method_is_a_new_row(teacher):
+  row = dataclasses.replace(methods.get_method('R-CRR'), name='R-CRR-half', beta=
+                            methods.schedules.Constant(0.5))
+  learner = learner_lib.Learner(row, STATE, teacher=teacher)
+  metrics = learner.step(util.random_batch(np.random.default_rng(0), 8))
+  assert metrics['beta'] == 0.5
+
+
+def test_r_crr_prior_draws_teacher_actions_with_frequency_beta(teacher):
+  """Through the learner's own prior sampler: binomial test with a 5-sigma band."""
+  learner = learner_lib.Learner('R-CRR', STATE, teacher=teacher)
+  size = 1000
+  batch = types.Batch(
+      observation=util.observations(np.random.default_rng(0), size), action=np.full(
+          (size, specs.ACTION_DIM), 0.5, np.float32),
+      reward=np.zeros(size, np.float32), discount=np.zeros(size, np.float32),
+      next_observation=None, is_offline=np.ones(size, np.float32))
+  # A teacher that always says -0.5 with tiny noise, so its draws are recognisable.
+  teacher_dist = (tf.fill((size, specs.ACTION_DIM), -0.5), tf.fill((size, specs.ACTION_DIM), 1e-3))
+  beta = 0.75
+  actions, mask = learner._prior_actions(  # pylint: disable=protected-access
+      batch._replace(action=tf.constant(batch.action)), None, tf.constant(beta), teacher_dist)
+  actions = actions.numpy()
+  n = actions.shape[0] * actions.shape[1]  # N samples x B states = 8000 draws.
+  from_teacher = (actions[..., 0] < 0)
+  np.testing.assert_array_equal(from_teacher, mask.numpy() > 0.5)
+  # The other component is the batch action itself (pi_b's one sample).
+  np.testing.assert_array_equal(actions[~from_teacher], 0.5)
+  sigma = np.sqrt(beta * (1 - beta) / n)
+  assert abs(from_teacher.mean() - beta) < 5 * sigma, (from_teacher.mean(), sigma)
+
+
+def test_sample_gaussian_respects_action_bounds():
+  rng = tf.random.Generator.from_seed(0)
+  samples = priors.sample_gaussian(tf.fill((16, 5), 0.9), tf.fill((16, 5), 2.0), 10, rng)
+  assert samples.shape == (10, 16, 5)
+  assert np.abs(samples.numpy()).max() <= 1.0
+
+
+def test_bc_first_loss_is_negative_mean_log_likelihood():
+  rng = np.random.default_rng(0)
+  learner = learner_lib.Learner('BC', STATE)
+  batch = util.random_batch(rng, 16)
+  batch.action[0] = 1.0  # A dataset action exactly at the bound.
+  dist = learner.distribution(batch.observation)
+  z = (batch.action - dist.mean) / dist.stddev
+  log_lik = np.sum(-0.5 * z ** 2 - np.log(dist.stddev) - 0.5 * np.log(2 * np.pi), axis=-1)
+  metrics = learner.step(batch)  # The loss is computed before the update.
+  assert metrics['policy_loss'] == pytest.approx(-log_lik.mean(), rel=1e-5)
+  assert metrics['weight_mean'] == 1.0
+
+
+def test_concat_builds_a_mixed_batch():
+  rng = np.random.default_rng(0)
+  offline = util.random_batch(rng, 3, offline_fraction=1.0)
+  online = util.random_batch(rng, 5, offline_fraction=0.0)
+  mixed = types.concat(offline, online)
+  types.validate(mixed, 'state')
+  np.testing.assert_array_equal(mixed.is_offline, [1, 1, 1, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize('mode', ['polyak', 'periodic'])
+def test_target_networks_follow_online_networks(mode):
+  config = dataclasses.replace(STATE, target_update=mode, tau=0.1, target_update_period=2)
+  learner = learner_lib.Learner('CRR', config)
+  rng = np.random.default_rng(0)
+  pairs = learner._target_pairs  # pylint: disable=protected-access
+  before = [t.numpy() for t, _ in pairs]
+  learner.step(util.random_batch(rng, 8))
+  for (target, online), old in zip(pairs, before):
+    if mode == 'polyak':  # target <- target + tau (online - target), after the update.
+      np.testing.assert_allclose(target.numpy(), old + 0.1 * (online.numpy() - old),
+                                 rtol=1e-5, atol=1e-7)
+    else:  # Copied at step 0 (before the update), untouched until step 2.
+      np.testing.assert_array_equal(target.numpy(), old)
+  if mode == 'periodic':
+    learner.step(util.random_batch(rng, 8))
+    learner.step(util.random_batch(rng, 8))  # Step 2 copies, then updates online.
+    moved = [not np.array_equal(t.numpy(), old) for (t, _), old in zip(pairs, before)]
+    assert any(moved)
