@@ -1,0 +1,148 @@
+r"""Throughput of the online data path: one JSON line per figure.
+
+  python benchmarks/online_throughput.py [--data_dir /tmp/robot_time_bench] \
+      [--seconds 5] [--budget_online 10]
+
+Figures: mixer items/s (teacher stream + Reverb, half/half, B=64), Reverb
+insert and sample items/s, actor env steps/s with envlogger logging and
+Reverb inserts, and the synchronous loop end to end (R-CRR, state obs, 1
+actor): env steps/s, grad steps/s and the fraction of learner time spent
+waiting on data.  Builds a small teacher dataset (Beam) on first use.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from learners import actors as actors_lib  # pylint: disable=g-import-not-at-top
+from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
+from learners import mixer as mixer_lib  # pylint: disable=g-import-not-at-top
+from learners import replay as replay_lib  # pylint: disable=g-import-not-at-top
+from learners import training  # pylint: disable=g-import-not-at-top
+from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
+from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
+from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
+
+EPISODES, STEPS = 20, 100
+
+
+def _emit(**fields):
+  print(json.dumps(fields), flush=True)
+
+
+def _dataset(data_dir):
+  name = teacher_config.config_name('triplet1', 'generalization', 'state', EPISODES,
+                                    episode_steps=STEPS)
+  try:
+    return teacher_dataset.load_teacher_dataset(name, data_dir)
+  except teacher_dataset.TeacherDatasetError:
+    job = build_teacher_datasets.JobConfig(
+        triplets=['triplet1'], teachers=['generalization'], obs_modes=['state'],
+        sizes=[EPISODES], data_dir=data_dir, episode_steps=STEPS, overwrite=True)
+    build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options([], 2))
+    return teacher_dataset.load_teacher_dataset(name, data_dir)
+
+
+def _random_items(signature, n, rng):
+  return tf.nest.map_structure(
+      lambda s: rng.random((n,) + tuple(s.shape)).astype(s.dtype.as_numpy_dtype), signature)
+
+
+def _rate(fn, seconds):
+  count, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    count += fn()
+  return count / (time.perf_counter() - start)
+
+
+def bench_replay(seconds):
+  server = replay_lib.ReplayServer(replay_lib.ReplayConfig(max_size=100_000, min_size=64),
+                                   'state', burst=400)
+  writer = replay_lib.TransitionWriter(server.address, 60_000)
+  items = _random_items(server.signature, 400, np.random.default_rng(0))
+  _emit(figure='reverb_insert', items_per_s=round(_rate(lambda: writer.insert(items), seconds)),
+        items_per_call=400, obs='state')
+  batches = replay_lib.numpy_batches(server.address, 64, 60_000)
+  next(batches)
+  _emit(figure='reverb_sample', items_per_s=round(_rate(lambda: len(next(batches)['action']),
+                                                        seconds)), batch=64, obs='state')
+  return server, writer
+
+
+def bench_mixer(episodes, server, seconds):
+  offline = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(episodes, EPISODES * STEPS, 0))
+  online = mixer_lib.ItemBuffer(replay_lib.numpy_batches(server.address, 64, 60_000))
+  mixer = mixer_lib.Mixer(64, lambda s: 0.5, offline, online)
+  mixer.batch(0)
+  step = [0]
+
+  def one():
+    step[0] += 1
+    return len(mixer.batch(step[0]).action)
+  _emit(figure='mixer', items_per_s=round(_rate(one, seconds)), batch=64,
+        offline_fraction=0.5)
+
+
+def bench_actor(server, seconds):
+  learner = learner_lib.Learner('BC', learner_lib.LearnerConfig())
+  with tempfile.TemporaryDirectory() as log_root:
+    actor = actors_lib.Actor(
+        actors_lib.ActorConfig(episode_steps=STEPS, method='bench', run_id='bench'),
+        actors_lib.StudentPolicy(learner.distribution), log_root,
+        replay_lib.TransitionWriter(server.address, 60_000))
+    actor.run_episode(0)
+    rate = _rate(lambda: actor.run_episode(0).steps, seconds)
+    actor.close()
+  _emit(figure='actor_env_steps', steps_per_s=round(rate, 1), logging='envlogger+reverb',
+        policy='256x256 Gaussian (TF)', obs='state')
+
+
+def bench_end_to_end(data_dir, budget_online):
+  workdir = tempfile.mkdtemp(prefix='online_bench_')
+  try:
+    config = training.RunConfig(
+        method='R-CRR', triplet='triplet1', teacher='generalization', obs='state',
+        offline_episodes=EPISODES, budget=EPISODES + budget_online, workdir=workdir,
+        data_dir=data_dir, build_dataset=False, episode_steps=STEPS, min_replay_size=STEPS,
+        eval_every=0, final_eval_episodes=1, progress=False, log_every=1000)
+    start = time.perf_counter()
+    summary = training.train(config, log=lambda *a: None)
+    wall = time.perf_counter() - start
+    ledger, timing = summary['ledger'], summary['timing']
+    loop = timing['actor_s'] + timing['data_wait_s'] + timing['learner_s']
+    _emit(figure='sync_loop_r_crr', actors=1, env_steps_per_s=round(ledger['env_steps'] / loop, 1),
+          grad_steps_per_s=round(ledger['grad_steps'] / loop, 1),
+          learner_steps_per_s_of_learner_time=round(ledger['grad_steps'] / timing['learner_s'], 1),
+          data_wait_fraction=round(timing['data_wait_s'] /
+                                   (timing['data_wait_s'] + timing['learner_s']), 3),
+          grad_steps=ledger['grad_steps'], env_steps=ledger['env_steps'],
+          wall_s_including_setup=round(wall, 1), batch=64, env_steps_per_grad_step=5)
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--data_dir', default='/tmp/robot_time_bench')
+  parser.add_argument('--seconds', type=float, default=5.0)
+  parser.add_argument('--budget_online', type=int, default=10)
+  args = parser.parse_args()
+  episodes = _dataset(args.data_dir)
+  server, _ = bench_replay(args.seconds)
+  bench_mixer(episodes, server, args.seconds)
+  bench_actor(server, args.seconds)
+  server.stop()
+  bench_end_to_end(args.data_dir, args.budget_online)
+
+
+if __name__ == '__main__':
+  main()

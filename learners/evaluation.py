@@ -1,0 +1,67 @@
+"""Student evaluation: the deterministic (mode) action in a separate env.
+
+Episodes use `envs.evaluate.eval_seed`, the seeds every teacher is evaluated
+on, so student and teacher numbers are comparable.  Evaluation episodes are
+counted in the ledger but are not part of the budget.  Always the sparse
+(success) reward, whatever the method trains on.
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from envs import evaluate as envs_evaluate
+from envs import policy as policy_lib
+from envs import rollout as rollout_lib
+from envs import specs
+from envs import stacking
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+  episodes: int
+  successes: int
+  success_rate: float
+  ci95: tuple
+  mean_return: float
+  grad_step: int
+
+  def as_dict(self) -> dict:
+    out = dataclasses.asdict(self)
+    out['ci95'] = list(self.ci95)
+    return out
+
+
+class Evaluator:
+  """Owns its env (never the actors'), so evaluation cannot disturb collection."""
+
+  def __init__(self, triplet: str, obs_mode: str, episode_steps: int = specs.EPISODE_STEPS,
+               image_size: int = specs.DEFAULT_IMAGE_SIZE):
+    self._triplet = triplet
+    self._env = stacking.make_env(triplet, obs_mode=obs_mode, episode_steps=episode_steps,
+                                  image_size=image_size, reward='sparse')
+
+  def run(self, policy: policy_lib.Policy, episodes: int, grad_step: int,
+          first_index: int = 0) -> EvalResult:
+    if episodes < 1:
+      raise ValueError(f'episodes must be >= 1, got {episodes}.')
+    wins, returns = 0, []
+    for i in range(first_index, first_index + episodes):
+      traj = rollout_lib.rollout(self._env, policy, 'deterministic',
+                                 envs_evaluate.eval_seed(self._triplet, i))
+      wins += int(traj.success)
+      returns.append(traj.episode_return)
+    return EvalResult(episodes=episodes, successes=wins, success_rate=wins / episodes,
+                      ci95=envs_evaluate.wilson_interval(wins, episodes),
+                      mean_return=float(np.mean(returns)), grad_step=grad_step)
+
+  def close(self) -> None:
+    self._env.close()
+
+
+def format_result(result: EvalResult, label: Optional[str] = None) -> str:
+  lo, hi = result.ci95
+  prefix = f'{label}: ' if label else ''
+  return (f'{prefix}success {100 * result.success_rate:.1f}% [{100 * lo:.1f}, '
+          f'{100 * hi:.1f}] over {result.episodes} episodes at grad step {result.grad_step}')

@@ -1,0 +1,140 @@
+"""The budget ledger: every episode a run spends, and when the budget is spent.
+
+A run's data budget N counts episodes on the target task: the teacher dataset
+(`offline_episodes`) plus student episodes collected online.  Evaluation
+episodes cost robot time too but are not part of the budget; they are counted
+apart.  The ledger is the single source of these counts (never Reverb table
+sizes: Reverb delivers at least once, so a crash can leave duplicates).
+
+Written as JSON (tmp file + rename, so a kill never leaves half a ledger) and
+as TensorBoard scalars.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional
+
+import tensorflow as tf
+
+LEDGER_FILE = 'ledger.json'
+
+
+class BudgetError(ValueError):
+  """The budget cannot be met by this configuration (raised before any work)."""
+
+
+def check_budget(budget: Optional[int], offline_episodes: int, online: bool) -> int:
+  """Returns the number of online episodes the run may collect.
+
+  Offline-only methods spend exactly their dataset: `budget` may be omitted
+  (None) or must equal `offline_episodes`.  Online methods need
+  budget > offline_episodes.
+  """
+  if offline_episodes < 0:
+    raise BudgetError(f'offline_episodes must be >= 0, got {offline_episodes}.')
+  if not online:
+    if budget is not None and budget != offline_episodes:
+      raise BudgetError(
+          f'An offline-only method spends exactly its dataset: budget={budget} but '
+          f'offline_episodes={offline_episodes}. Pass --budget {offline_episodes} '
+          'or leave --budget out.')
+    if offline_episodes == 0:
+      raise BudgetError('An offline-only method needs a teacher dataset: '
+                        'offline_episodes must be > 0.')
+    return 0
+  if budget is None:
+    raise BudgetError('An online method needs --budget (episodes: dataset + online).')
+  if budget < offline_episodes:
+    raise BudgetError(
+        f'budget={budget} is smaller than the teacher dataset '
+        f'(offline_episodes={offline_episodes}): the dataset alone would overspend it.')
+  if budget == offline_episodes:
+    raise BudgetError(
+        f'budget={budget} equals offline_episodes: no episodes are left for the '
+        'online student. Raise --budget or use an offline-only method.')
+  return budget - offline_episodes
+
+
+@dataclasses.dataclass
+class Ledger:
+  """Counters of one run; `wall_time_s` accumulates over resumed segments."""
+  budget: int
+  offline_episodes: int
+  online_episodes: int = 0
+  eval_episodes: int = 0
+  env_steps: int = 0
+  grad_steps: int = 0
+  offline_items: int = 0  # Dataset transitions the learner consumed.
+  online_items: int = 0  # Replay transitions the learner consumed.
+  replay_inserts: int = 0  # Transitions the actors wrote to Reverb.
+  # Episodes logged after the last checkpoint of a killed run: they are on
+  # disk (the robot spent them) but were never trained on nor counted.
+  discarded_episodes: int = 0
+  wall_time_s: float = 0.0
+  resumes: int = 0
+  done: bool = False
+
+  @property
+  def online_budget(self) -> int:
+    return self.budget - self.offline_episodes
+
+  @property
+  def spent(self) -> int:
+    return self.offline_episodes + self.online_episodes
+
+  @property
+  def budget_spent(self) -> bool:
+    return self.spent >= self.budget
+
+  def add_online_episode(self) -> None:
+    if self.budget_spent:
+      raise BudgetError(f'Online episode beyond the budget ({self.spent} of {self.budget}).')
+    self.online_episodes += 1
+
+  def as_dict(self) -> dict:
+    out = dataclasses.asdict(self)
+    out['spent'] = self.spent
+    return out
+
+  def write(self, workdir: str) -> str:
+    path = os.path.join(workdir, LEDGER_FILE)
+    write_json_atomic(path, self.as_dict())
+    return path
+
+  def summarise(self, step: int) -> None:
+    """Ledger scalars into the current default TensorBoard writer."""
+    for name in ('spent', 'online_episodes', 'eval_episodes', 'env_steps', 'grad_steps',
+                 'offline_items', 'online_items', 'wall_time_s'):
+      value = self.spent if name == 'spent' else getattr(self, name)
+      tf.summary.scalar(f'ledger/{name}', value, step=step)
+
+  @classmethod
+  def read(cls, workdir: str) -> 'Ledger':
+    with open(os.path.join(workdir, LEDGER_FILE)) as f:
+      data = json.load(f)
+    data.pop('spent', None)
+    return cls(**data)
+
+
+class WallClock:
+  """Adds the time since the last call to the ledger (survives resumes)."""
+
+  def __init__(self, ledger: Ledger):
+    self._ledger = ledger
+    self._last = time.monotonic()
+
+  def tick(self) -> None:
+    now = time.monotonic()
+    self._ledger.wall_time_s += now - self._last
+    self._last = now
+
+
+def write_json_atomic(path: str, data) -> None:
+  tmp = f'{path}.tmp.{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(data, f, indent=1, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)

@@ -1,0 +1,243 @@
+"""Online training under a budget, for real: Beam-built teacher data, Reverb, envlogger."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from learners import ledger as ledger_lib
+from learners import methods as methods_lib
+from learners import mixer as mixer_lib
+from learners import training
+from pipelines import build_teacher_datasets
+from pipelines import episode_log
+from pipelines import teacher_dataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 20  # Short episodes keep every run to seconds.
+OFFLINE = 8
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory):
+  """An 8-episode teacher dataset, built for real by the Beam job."""
+  directory = str(tmp_path_factory.mktemp('teacher_data'))
+  job = build_teacher_datasets.JobConfig(
+      triplets=['triplet1'], teachers=['generalization'], obs_modes=['state'],
+      sizes=[OFFLINE], data_dir=directory, episode_steps=STEPS)
+  build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options([], 1))
+  return directory
+
+
+def _config(data_dir, workdir, method, **overrides):
+  method_row = training.resolve_method(method)
+  online = training.is_online(method_row)
+  replay_only = method_row.offline_fraction == methods_lib.METHODS['MPO'].offline_fraction
+  offline = 0 if replay_only else OFFLINE
+  base = dict(
+      method=method, triplet='triplet1', teacher='generalization', obs='state',
+      offline_episodes=offline, budget=(offline + 3) if online else None,
+      workdir=str(workdir), data_dir=data_dir, build_dataset=False, grad_steps=6,
+      offline_pretrain_steps=3 if method_row.name == 'AWAC' else None,
+      batch_size=16, episode_steps=STEPS, min_replay_size=10, eval_every=4,
+      eval_episodes=1, final_eval_episodes=2, network_size=32, log_every=1,
+      progress=False, offline_shuffle=64)
+  base.update(overrides)
+  return training.RunConfig(**base)
+
+
+def _logged_episodes(workdir):
+  builder = episode_log.student_builder(os.path.join(workdir, training.EPISODE_LOG_DIR))
+  return builder.info.splits['train'].num_examples
+
+
+@pytest.mark.parametrize('method', [m.name for m in methods_lib.METHOD_TABLE])
+def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
+  config = _config(data_dir, tmp_path / 'run', method)
+  summary = training.train(config, log=lambda *a: None)
+  ledger = ledger_lib.Ledger.read(config.workdir)
+  assert ledger.done
+  row = training.resolve_method(method)
+  if training.is_online(row):
+    assert ledger.spent == ledger.budget == config.budget
+    assert ledger.online_episodes == config.budget - config.offline_episodes
+    assert ledger.env_steps == ledger.online_episodes * STEPS
+    assert _logged_episodes(config.workdir) == ledger.online_episodes
+    # Fixed update rate: one step per 5 env steps once the replay holds 10 items
+    # (the first episode's 20 transitions), plus AWAC's offline pre-training.
+    pretrain = config.offline_pretrain_steps or 0
+    if row.offline_fraction(pretrain) == 1.0:  # AWAC: still all offline this early.
+      assert ledger.grad_steps == pretrain + ledger.env_steps // 5
+    else:
+      assert ledger.grad_steps == pretrain + (ledger.env_steps - STEPS) // 5 + 1
+  else:
+    assert ledger.online_episodes == 0 and ledger.env_steps == 0
+    assert ledger.grad_steps == config.grad_steps
+    assert ledger.budget == ledger.spent == OFFLINE
+    assert not os.path.exists(os.path.join(config.workdir, training.EPISODE_LOG_DIR))
+  assert ledger.offline_items + ledger.online_items == ledger.grad_steps * config.batch_size
+  assert ledger.offline_items == mixer_lib.offline_items_before(
+      ledger.grad_steps, lambda s: 1.0 if s < (config.offline_pretrain_steps or 0)
+      else row.offline_fraction(s), config.batch_size)
+  assert ledger.eval_episodes == (ledger.grad_steps // 4) * 1 + 2
+  evals = json.load(open(os.path.join(config.workdir, training.EVAL_FILE)))
+  assert evals[-1]['label'] == 'final' and evals[-1]['episodes'] == 2
+  assert summary['final_eval']['ci95'][0] <= summary['final_eval']['success_rate']
+  metrics = [json.loads(l) for l in open(os.path.join(config.workdir, training.METRICS_FILE))]
+  assert len(metrics) == ledger.grad_steps
+  assert all(np.isfinite(v) for m in metrics for v in m.values())
+  saved = json.load(open(os.path.join(config.workdir, training.CONFIG_FILE)))
+  assert saved['method'] == method and saved['budget'] == config.budget
+  assert os.listdir(os.path.join(config.workdir, training.TENSORBOARD_DIR))
+
+
+def test_mixed_batches_have_exact_counts_and_follow_the_schedule(data_dir):
+  episodes = teacher_dataset.load_teacher_dataset(
+      f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}', data_dir)
+  offline = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(
+      episodes, OFFLINE * STEPS, seed=3, config=mixer_lib.OfflineStreamConfig(chunk=7)))
+  # A stand-in online source with the same item format (items differ only by source).
+  online_items = next(mixer_lib.offline_chunks(episodes, OFFLINE * STEPS, seed=4,
+                                               config=mixer_lib.OfflineStreamConfig(chunk=50)))
+  online = mixer_lib.ItemBuffer(iter(lambda: online_items, None))
+  awac = methods_lib.METHODS['AWAC'].offline_fraction
+  mixer = mixer_lib.Mixer(64, awac, offline, online)
+  for step, expected in ((0, 64), (500_000, 64), (800_000, 38), (1_100_000, 13),
+                         (2_000_000, 13)):
+    batch = mixer.batch(step)
+    assert int(np.sum(batch.is_offline)) == expected == round(awac(step) * 64 + 1e-9)
+    assert np.all(batch.is_offline[:expected] == 1) and np.all(batch.is_offline[expected:] == 0)
+    assert batch.action.shape == (64, 5)
+  half = mixer_lib.Mixer(64, methods_lib.METHODS['R-CRR'].offline_fraction, offline, online)
+  assert all(int(half.batch(s).is_offline.sum()) == 32 for s in range(5))
+  assert mixer_lib.num_offline(0.5, 5) == 3  # halves round up
+  with pytest.raises(ValueError, match='no teacher dataset'):
+    mixer_lib.Mixer(4, lambda s: 0.5, None, online).batch(0)
+
+
+def test_offline_stream_is_a_function_of_seed_and_item(data_dir):
+  episodes = teacher_dataset.load_teacher_dataset(
+      f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}', data_dir)
+  per_epoch = OFFLINE * STEPS
+  cfg = mixer_lib.OfflineStreamConfig(chunk=32, item_shuffle=64)
+  full = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(episodes, per_epoch, 5, config=cfg))
+  first = full.take(2 * per_epoch + 30)
+  resumed = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(
+      episodes, per_epoch, 5, start_item=per_epoch + 17, config=cfg)).take(per_epoch + 13)
+  tf.nest.map_structure(np.testing.assert_array_equal, resumed,
+                        tf.nest.map_structure(lambda x: x[per_epoch + 17:], first))
+  # Epochs are shuffled differently, and every epoch holds each transition once.
+  a, b = first['action'][:per_epoch], first['action'][per_epoch:2 * per_epoch]
+  assert not np.array_equal(a, b)
+  np.testing.assert_array_equal(np.sort(a, axis=0), np.sort(b, axis=0))
+
+
+def test_budget_and_method_errors_come_before_any_work(tmp_path):
+  workdir = tmp_path / 'nothing'
+  cases = [
+      (dict(method='r_crr', budget=100, offline_episodes=200), 'smaller than the teacher'),
+      (dict(method='r_crr', budget=200, offline_episodes=200), 'no episodes are left'),
+      (dict(method='bc', budget=300, offline_episodes=200), 'spends exactly its dataset'),
+      (dict(method='mpo', budget=300, offline_episodes=200), 'offline_episodes 0'),
+      (dict(method='crr_mixed', budget=300, offline_episodes=0), 'offline_episodes > 0'),
+      (dict(method='dagger', budget=None, offline_episodes=0), 'needs --budget'),
+  ]
+  for kwargs, message in cases:
+    with pytest.raises(ledger_lib.BudgetError, match=message):
+      training.train(training.RunConfig(workdir=str(workdir), **kwargs))
+  with pytest.raises(ValueError, match='Unknown method'):
+    training.train(training.RunConfig(method='ppo', workdir=str(workdir)))
+  assert not workdir.exists()
+
+
+def test_refuses_to_reinitialise_a_workdir_with_checkpoints(data_dir, tmp_path):
+  config = _config(data_dir, tmp_path / 'run', 'BC', grad_steps=2)
+  training.train(config, log=lambda *a: None)
+  with pytest.raises(FileExistsError, match='--resume'):
+    training.train(config, log=lambda *a: None)
+  with pytest.raises(ValueError, match='differ'):
+    training.train(dataclasses.replace(config, resume=True, seed=9), log=lambda *a: None)
+
+
+def test_same_seed_same_numbers_offline(data_dir, tmp_path):
+  """Offline methods touch no Reverb sampler: bit-identical reruns."""
+  results = []
+  for name in ('a', 'b'):
+    config = _config(data_dir, tmp_path / name, 'CRR', grad_steps=5, eval_every=0,
+                     final_eval_episodes=2)
+    summary = training.train(config, log=lambda *a: None)
+    metrics = [json.loads(l) for l in open(os.path.join(config.workdir, training.METRICS_FILE))]
+    results.append((summary['final_eval'], metrics))
+  assert results[0] == results[1]
+
+
+def test_nan_loss_stops_with_step_metric_and_checkpoint(data_dir, tmp_path, monkeypatch):
+  from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  original = learner_lib.Learner.step
+
+  def poisoned(self, batch):
+    if self.num_steps == 3:
+      raise learner_lib.NonFiniteError('Non-finite critic_loss=nan at learner step 3.')
+    return original(self, batch)
+
+  monkeypatch.setattr(learner_lib.Learner, 'step', poisoned)
+  config = _config(data_dir, tmp_path / 'run', 'CRR', grad_steps=6, checkpoint_every_s=0)
+  with pytest.raises(training.TrainingError, match=r'critic_loss.*step 3.*ckpt-3'):
+    training.train(config, log=lambda *a: None)
+
+
+def _launch(args, **kwargs):
+  return subprocess.run([sys.executable, '-m', 'learners.launch'] + args, cwd=REPO,
+                        capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def test_killed_run_resumes_to_the_same_ledger(data_dir, tmp_path):
+  common = ['--method', 'r_crr', '--triplet', 'triplet1', '--teacher', 'generalization',
+            '--obs', 'state', '--budget', str(OFFLINE + 7), '--offline_episodes', str(OFFLINE),
+            '--data_dir', data_dir, '--build_dataset', 'false', '--episode_steps', str(STEPS),
+            '--batch_size', '16', '--min_replay_size', '10', '--eval_every', '0',
+            '--final_eval_episodes', '2', '--network_size', '32', '--progress', 'false',
+            '--checkpoint_every_episodes', '2', '--checkpoint_every_s', '1e9']
+  reference = str(tmp_path / 'reference')
+  proc = _launch(common + ['--workdir', reference])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  killed = str(tmp_path / 'killed')
+  # SIGKILL after 5 episodes: the last checkpoint holds 4, episode 5 is on disk only.
+  proc = _launch(common + ['--workdir', killed, '--fault_kill_after_episodes', '5'])
+  assert proc.returncode == -9, proc.stderr[-3000:]
+  proc = _launch(common + ['--workdir', killed])
+  assert proc.returncode == 1 and '--resume' in proc.stderr
+  proc = _launch(common + ['--workdir', killed, '--resume'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Resuming' in proc.stdout
+  ref, res = ledger_lib.Ledger.read(reference), ledger_lib.Ledger.read(killed)
+  for field in ('budget', 'online_episodes', 'env_steps', 'grad_steps', 'offline_items',
+                'online_items', 'replay_inserts', 'eval_episodes'):
+    assert getattr(res, field) == getattr(ref, field), field
+  assert res.spent == res.budget == OFFLINE + 7
+  assert res.resumes == 1 and res.discarded_episodes == 1 and res.done
+  # Logged: 5 before the kill (1 discarded) + 3 after; the ledger counts 7.
+  assert _logged_episodes(killed) == 8
+
+
+def test_same_seed_same_counts_and_episodes_online(data_dir, tmp_path):
+  """Online runs repeat their counts and initial states exactly; the weights may
+  differ because Reverb's uniform sampler cannot be seeded."""
+  ledgers, seeds = [], []
+  for name in ('a', 'b'):
+    config = _config(data_dir, tmp_path / name, 'DAgger', eval_every=0)
+    training.train(config, log=lambda *a: None)
+    ledger = ledger_lib.Ledger.read(config.workdir)
+    ledger.wall_time_s = 0.0
+    ledgers.append(ledger)
+    builder = episode_log.student_builder(os.path.join(config.workdir,
+                                                       training.EPISODE_LOG_DIR))
+    episodes = builder.as_dataset(split='train').map(lambda e: e['episode_seed'])
+    seeds.append(sorted(int(s) for s in episodes.as_numpy_iterator()))
+  assert ledgers[0] == ledgers[1]
+  assert seeds[0] == seeds[1] and len(set(seeds[0])) == 3
