@@ -60,7 +60,7 @@ TEACHER_CONFIGS = {
         'triplet1': 0.14, 'triplet2': 0.30, 'triplet3': 0.10, 'triplet4': 0.19,
         'triplet5': 0.08}),
     'generalization': TeacherConfig(stddev=0.2, default_blind_spot=0.5, blind_spot={
-        'triplet1': 0.53, 'triplet2': 0.36, 'triplet3': 0.66, 'triplet4': 0.28,
+        'triplet1': 0.53, 'triplet2': 0.47, 'triplet3': 0.66, 'triplet4': 0.13,
         'triplet5': 0.13}),
 }
 
