@@ -1,13 +1,14 @@
 r"""Throughput of the online data path: one JSON line per figure.
 
   python benchmarks/online_throughput.py [--data_dir /tmp/robot_time_bench] \
-      [--seconds 5] [--budget_online 10]
+      [--seconds 5] [--budget_online 10] [--actors 1 2] [--only_end_to_end]
 
 Figures: mixer items/s (teacher stream + Reverb, half/half, B=64), Reverb
 insert and sample items/s, actor env steps/s with envlogger logging and
-Reverb inserts, and the synchronous loop end to end (R-CRR, state obs, 1
-actor): env steps/s, grad steps/s and the fraction of learner time spent
-waiting on data.  Builds a small teacher dataset (Beam) on first use.
+Reverb inserts, and R-CRR end to end (state obs) with the synchronous loop
+(1 actor) and with 2 actor processes: env steps/s, grad steps/s, the fraction
+of learner time spent waiting on data and (2 actors) on actor reports.
+Builds a small teacher dataset (Beam) on first use.
 """
 
 import argparse
@@ -106,26 +107,39 @@ def bench_actor(server, seconds):
         policy='256x256 Gaussian (TF)', obs='state')
 
 
-def bench_end_to_end(data_dir, budget_online):
+def bench_end_to_end(data_dir, budget_online, num_actors=1):
   workdir = tempfile.mkdtemp(prefix='online_bench_')
   try:
     config = training.RunConfig(
         method='R-CRR', triplet='triplet1', teacher='generalization', obs='state',
         offline_episodes=EPISODES, budget=EPISODES + budget_online, workdir=workdir,
         data_dir=data_dir, build_dataset=False, episode_steps=STEPS, min_replay_size=STEPS,
-        eval_every=0, final_eval_episodes=1, progress=False, log_every=1000)
+        eval_every=0, final_eval_episodes=1, progress=False, log_every=1000,
+        num_actors=num_actors)
     start = time.perf_counter()
     summary = training.train(config, log=lambda *a: None)
     wall = time.perf_counter() - start
     ledger, timing = summary['ledger'], summary['timing']
-    loop = timing['actor_s'] + timing['data_wait_s'] + timing['learner_s']
-    _emit(figure='sync_loop_r_crr', actors=1, env_steps_per_s=round(ledger['env_steps'] / loop, 1),
+    if num_actors == 1:
+      figure = 'sync_loop_r_crr'
+      loop = timing['actor_s'] + timing['data_wait_s'] + timing['learner_s']
+    else:
+      # Collection time: the online phase without spawning the actors.
+      figure = 'multi_actor_r_crr'
+      loop = timing['online_s'] - timing['actor_start_s']
+    extra = {}
+    if num_actors > 1:
+      extra = dict(actor_start_s=round(timing['actor_start_s'], 1),
+                   learner_wait_on_actors_fraction=round(timing['actor_wait_s'] / loop, 3))
+    _emit(figure=figure, actors=num_actors,
+          env_steps_per_s=round(ledger['env_steps'] / loop, 1),
           grad_steps_per_s=round(ledger['grad_steps'] / loop, 1),
           learner_steps_per_s_of_learner_time=round(ledger['grad_steps'] / timing['learner_s'], 1),
           data_wait_fraction=round(timing['data_wait_s'] /
                                    (timing['data_wait_s'] + timing['learner_s']), 3),
           grad_steps=ledger['grad_steps'], env_steps=ledger['env_steps'],
-          wall_s_including_setup=round(wall, 1), batch=64, env_steps_per_grad_step=5)
+          wall_s_including_setup=round(wall, 1), batch=64, env_steps_per_grad_step=5,
+          cpus=os.cpu_count(), **extra)
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -135,13 +149,18 @@ def main():
   parser.add_argument('--data_dir', default='/tmp/robot_time_bench')
   parser.add_argument('--seconds', type=float, default=5.0)
   parser.add_argument('--budget_online', type=int, default=10)
+  parser.add_argument('--actors', type=int, nargs='+', default=[1, 2],
+                      help='end-to-end runs with these --num_actors')
+  parser.add_argument('--only_end_to_end', action='store_true')
   args = parser.parse_args()
   episodes = _dataset(args.data_dir)
-  server, _ = bench_replay(args.seconds)
-  bench_mixer(episodes, server, args.seconds)
-  bench_actor(server, args.seconds)
-  server.stop()
-  bench_end_to_end(args.data_dir, args.budget_online)
+  if not args.only_end_to_end:
+    server, _ = bench_replay(args.seconds)
+    bench_mixer(episodes, server, args.seconds)
+    bench_actor(server, args.seconds)
+    server.stop()
+  for num_actors in args.actors:
+    bench_end_to_end(args.data_dir, args.budget_online, num_actors)
 
 
 if __name__ == '__main__':

@@ -130,10 +130,16 @@ class Actor:
   def in_episode(self) -> bool:
     return self._timestep is not None
 
-  def step(self, learner_step: int) -> Optional[EpisodeResult]:
-    """One env step (a reset first if needed); the result when an episode ends."""
+  def step(self, learner_step: int,
+           episode_index: Optional[int] = None) -> Optional[EpisodeResult]:
+    """One env step (a reset first if needed); the result when an episode ends.
+
+    `episode_index` (read at a reset only) names the episode to begin, as an
+    actor process does with the token the learner handed it; None takes the
+    next one of this actor's own sequence.
+    """
     if self._timestep is None:
-      self._begin(learner_step)
+      self._begin(learner_step, episode_index)
     action = policy_lib.action_of(self._policy.distribution(self._timestep.observation),
                                   'stochastic', self._rng)
     self._timestep = self._log.step(action)
@@ -149,9 +155,9 @@ class Actor:
       if result is not None:
         return result
 
-  def _begin(self, learner_step: int) -> None:
-    self._episode_index = self._next_index
-    self._next_index += self._stride
+  def _begin(self, learner_step: int, episode_index: Optional[int] = None) -> None:
+    self._episode_index = self._next_index if episode_index is None else episode_index
+    self._next_index = self._episode_index + self._stride
     self._episode_seed = student_episode_seed(self.config.triplet, self.config.seed,
                                               self._episode_index)
     self._rng = np.random.default_rng([self._episode_seed, 1])

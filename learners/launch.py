@@ -6,7 +6,8 @@ r"""Launch one run of the study: a method under a data budget.
 
 Loads (or builds, saying so) the nested teacher dataset of `--offline_episodes`
 episodes, starts a Reverb server on localhost, collects student episodes
-(logged to RLDS under the workdir) until offline + online episodes = budget,
+(logged to RLDS under the workdir) until offline + online episodes = budget
+(`--num_actors N` > 1: in N actor processes that feed the server over gRPC),
 evaluates, and writes ledger.json, config.json, eval.json, summary.json,
 metrics.jsonl, TensorBoard events and checkpoints under --workdir.
 Offline-only methods (bc, crr) train for --grad_steps instead.
@@ -32,7 +33,10 @@ _HELP = {
                               'method schedule, AWAC 500000)',
     'env_steps_per_grad_step': 'fixed update rate of online methods',
     'eval_every': 'grad steps between evaluations (0: only the final one)',
-    'num_actors': 'actor processes (only 1, synchronous, is implemented)',
+    'num_actors': '1: synchronous loop in this process; N > 1: N actor processes feeding '
+                  'the Reverb server over gRPC (docs/launch.md)',
+    'variable_update_period': 'env steps between an actor\'s fetches of the policy '
+                              'weights (num_actors > 1)',
     'resume': 'continue the run whose checkpoints are in --workdir',
     'data_dir': 'TFDS data dir of the teacher datasets',
 }

@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Iterator, Mapping, Optional
+from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import reverb
@@ -82,11 +82,14 @@ def make_rate_limiter(config: ReplayConfig, burst: int) -> reverb.rate_limiters.
       error_buffer=error_buffer)
 
 
-def _config_digest(config: ReplayConfig, signature: dict, burst: int) -> dict:
+def _config_digest(config: ReplayConfig, signature: dict, burst: int,
+                   extra_tables: Sequence[str] = ()) -> dict:
   described = dict(dataclasses.asdict(config), burst=burst,
                    signature=str(tf.nest.map_structure(
                        lambda s: (tuple(s.shape), s.dtype.name), signature)))
   described.pop('timeout_ms')  # A client-side setting; not in the checkpoint.
+  if extra_tables:  # Absent for the single table, so older digests still match.
+    described['extra_tables'] = list(extra_tables)
   text = json.dumps(described, sort_keys=True)
   return dict(described, sha256=hashlib.sha256(text.encode()).hexdigest())
 
@@ -102,11 +105,13 @@ class ReplayServer:
 
   def __init__(self, config: ReplayConfig, obs_mode: str,
                image_size: int = specs.DEFAULT_IMAGE_SIZE, burst: int = 400,
-               checkpoint_dir: Optional[str] = None):
+               checkpoint_dir: Optional[str] = None,
+               extra_tables: Sequence[reverb.Table] = ()):
     self.config = config
     self.signature = transition_spec(obs_mode, image_size)
     checkpointer = None
-    self._digest = _config_digest(config, self.signature, burst)
+    self._digest = _config_digest(config, self.signature, burst,
+                                  sorted(t.name for t in extra_tables))
     self._checkpoint_dir = checkpoint_dir
     if checkpoint_dir is not None:
       os.makedirs(checkpoint_dir, exist_ok=True)
@@ -127,7 +132,10 @@ class ReplayServer:
         max_size=config.max_size,
         rate_limiter=make_rate_limiter(config, burst),
         signature=self.signature)
-    self._server = reverb.Server(tables=[table], checkpointer=checkpointer)
+    # Extra tables (the multi-actor mode's `variables`) share the server, so
+    # actors dial one address.
+    self._server = reverb.Server(tables=[table] + list(extra_tables),
+                                 checkpointer=checkpointer)
     # Clients always dial the loopback interface.
     self.address = f'localhost:{self._server.port}'
     self.client = reverb.Client(self.address)

@@ -1,8 +1,13 @@
-"""One run of the study: train a method under a data budget, synchronously.
+"""One run of the study: train a method under a data budget.
 
-The synchronous loop interleaves one actor env step with, every
-`env_steps_per_grad_step` env steps, one gradient step on a mixed batch, so a
-run's count of updates is a pure function of its config (reproducible).  Order:
+The synchronous loop (`num_actors=1`) interleaves one actor env step with,
+every `env_steps_per_grad_step` env steps, one gradient step on a mixed batch,
+so a run's count of updates is a pure function of its config (reproducible).
+With `num_actors > 1` actor processes (`learners.distributed`) collect the
+episodes the learner hands out and report them; the learner replays their env
+steps through the same rule to know which gradient steps are due, so the count
+of updates is the same function of the env steps as in the synchronous loop.
+Order:
 
   1. checks (budget, method vs dataset, workdir) before any work;
   2. offline pre-training steps (offline-only methods: all `grad_steps`;
@@ -12,14 +17,17 @@ run's count of updates is a pure function of its config (reproducible).  Order:
   4. final checkpoint and final evaluation.
 
 Checkpoint commit order (online phase: at episode boundaries only, so no
-episode is half-counted): Reverb checkpoint -> state snapshot (ledger + replay
-checkpoint path) -> learner checkpoint.  The learner checkpoint is the commit;
+episode is half-counted; with several actors the learner first stops handing
+out episodes and waits until every one in flight is reported): Reverb
+checkpoint -> state snapshot (ledger + replay checkpoint path) -> learner
+checkpoint.  The learner checkpoint is the commit;
 a resume reads the snapshot of the learner's step and drops anything newer.
 """
 
 import collections
 import dataclasses
 import json
+import math
 import os
 import shutil
 import sys
@@ -34,6 +42,7 @@ from envs import specs
 from envs import teachers as teachers_lib
 from learners import actors as actors_lib
 from learners import checkpointing
+from learners import distributed
 from learners import evaluation
 from learners import ledger as ledger_lib
 from learners import learner as learner_lib
@@ -42,6 +51,7 @@ from learners import mixer as mixer_lib
 from learners import networks
 from learners import replay as replay_lib
 from learners import schedules
+from pipelines import episode_log
 
 CONFIG_FILE = 'config.json'
 EVAL_FILE = 'eval.json'
@@ -79,7 +89,8 @@ class RunConfig:
   grad_steps: int = 1_000_000  # Offline-only methods.
   offline_pretrain_steps: Optional[int] = None  # None: from the method's schedule.
   env_steps_per_grad_step: int = 5
-  num_actors: int = 1
+  num_actors: int = 1  # 1: synchronous, in this process; > 1: actor processes.
+  variable_update_period: int = 100  # Env steps between an actor's weight fetches.
   batch_size: int = 64
   eval_every: int = 50_000  # Grad steps; 0 disables periodic evaluation.
   eval_episodes: int = 20
@@ -102,6 +113,9 @@ class RunConfig:
   # Fault injection for the resume test: SIGKILL self after this many online
   # episodes of this process (0: never).
   fault_kill_after_episodes: int = 0
+  # Fault injection for the actor-failure test: actor process 0 SIGKILLs
+  # itself after this many of its episodes (num_actors > 1 only; 0: never).
+  fault_kill_actor_after_episodes: int = 0
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -153,12 +167,9 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
     raise ledger_lib.BudgetError(f'{method.name} samples the teacher dataset; pass '
                                  '--offline_episodes > 0.')
   for name in ('batch_size', 'env_steps_per_grad_step', 'episode_steps', 'num_actors',
-               'n_step', 'min_replay_size'):
+               'n_step', 'min_replay_size', 'variable_update_period'):
     if getattr(config, name) < 1:
       raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
-  if config.num_actors != 1:
-    raise NotImplementedError('num_actors > 1 (actors in other processes over gRPC) is '
-                              'not implemented yet; use the synchronous --num_actors 1.')
   return method, online_budget
 
 
@@ -215,6 +226,12 @@ def prepare_workdir(config: RunConfig) -> bool:
     if diffs:
       raise ValueError(f'--resume with settings that differ from {config_path}: '
                        + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in diffs.items()))
+    saved_actors = saved.get('num_actors', 1)
+    if (saved_actors > 1) != (config.num_actors > 1):
+      # Their Reverb checkpoints hold different tables (`variables` with actors).
+      raise ValueError(f'--resume with --num_actors {config.num_actors}, but the run was '
+                       f'started with {saved_actors}: a run cannot switch between the '
+                       'synchronous loop (1) and actor processes (> 1).')
   if not has_ckpt and os.path.isdir(workdir):
     stale = [p for p in (STATE_DIR, REPLAY_DIR, EPISODE_LOG_DIR)
              if os.path.exists(os.path.join(workdir, p))]
@@ -285,31 +302,47 @@ class _Run:
 
     self.replay = None
     self.actor = None
+    self.pool = None
+    self.due_steps = self.ledger.grad_steps  # Multi-actor: grad steps the env steps call for.
     online_buffer = None
     if self.online:
       replay_dir = os.path.join(self.workdir, REPLAY_DIR)
       _prune_replay_checkpoints(replay_dir, keep=replay_checkpoint)
+      extra_tables = ()
+      if config.num_actors > 1:
+        extra_tables = (distributed.variables_table(
+            distributed.variables_signature(self.learner.policy.variables)),)
       self.replay = replay_lib.ReplayServer(
           replay_lib.ReplayConfig(max_size=config.max_replay_size,
                                   min_size=config.min_replay_size,
                                   rate_limiter='min_size',
                                   timeout_ms=config.replay_timeout_ms),
           config.obs, config.image_size, burst=config.episode_steps,
-          checkpoint_dir=replay_dir)
-      writer = replay_lib.TransitionWriter(self.replay.address, config.replay_timeout_ms)
-      self.actor = actors_lib.Actor(
-          actors_lib.ActorConfig(
-              triplet=config.triplet, obs_mode=config.obs, reward=self.method.reward,
-              episode_steps=config.episode_steps, image_size=config.image_size,
-              n_step=config.n_step, gamma=config.gamma, seed=config.seed,
-              method=method_key(self.method.name),
-              teacher=config.teacher if self.method.uses_teacher else '',
-              run_id=os.path.basename(os.path.abspath(self.workdir))),
-          actors_lib.StudentPolicy(self.learner.distribution),
-          os.path.join(self.workdir, EPISODE_LOG_DIR), writer,
-          first_episode=self.ledger.online_episodes)
-      if self.actor.previous_log_segments:  # A resume, or a start killed before its
-        logged = _count_episodes(self.actor.previous_log_segments)  # first checkpoint.
+          checkpoint_dir=replay_dir, extra_tables=extra_tables)
+      actor_config = actors_lib.ActorConfig(
+          triplet=config.triplet, obs_mode=config.obs, reward=self.method.reward,
+          episode_steps=config.episode_steps, image_size=config.image_size,
+          n_step=config.n_step, gamma=config.gamma, seed=config.seed,
+          method=method_key(self.method.name),
+          teacher=config.teacher if self.method.uses_teacher else '',
+          run_id=os.path.basename(os.path.abspath(self.workdir)))
+      log_root = os.path.join(self.workdir, EPISODE_LOG_DIR)
+      if config.num_actors == 1:
+        writer = replay_lib.TransitionWriter(self.replay.address, config.replay_timeout_ms)
+        self.actor = actors_lib.Actor(
+            actor_config, actors_lib.StudentPolicy(self.learner.distribution), log_root,
+            writer, first_episode=self.ledger.online_episodes)
+        previous_segments = self.actor.previous_log_segments
+      else:
+        # Repaired and counted here, before any actor process writes to the log.
+        previous_segments = episode_log.recover_segments(log_root)
+        self.pool = distributed.ActorPool(distributed.PoolConfig(
+            num_actors=config.num_actors, actor=actor_config, address=self.replay.address,
+            log_root=log_root, nets=nets, timeout_ms=config.replay_timeout_ms,
+            variable_update_period=config.variable_update_period,
+            fault_kill_after_episodes=config.fault_kill_actor_after_episodes), log)
+      if previous_segments:  # A resume, or a start killed before its first checkpoint.
+        logged = _count_episodes(previous_segments)
         newly_discarded = logged - self.ledger.online_episodes - self.ledger.discarded_episodes
         if newly_discarded < 0:
           raise TrainingError(f'The episode log holds {logged} episodes but the ledger counts '
@@ -351,7 +384,8 @@ class _Run:
     self.episodes_this_process = 0
     self.last_checkpoint = self.learner.checkpointer.latest
     # This process only (not saved): where the learner's time goes.
-    self.timing = collections.Counter(data_wait_s=0.0, learner_s=0.0, actor_s=0.0)
+    self.timing = collections.Counter(data_wait_s=0.0, learner_s=0.0, actor_s=0.0,
+                                      actor_wait_s=0.0)
 
   # --- data ------------------------------------------------------------------
 
@@ -463,6 +497,9 @@ class _Run:
           self.checkpoint()
 
   def online_phase(self) -> None:
+    if self.pool is not None:
+      self._online_phase_actors()
+      return
     c = self.config
     ledger = self.ledger
     with tqdm(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
@@ -483,13 +520,88 @@ class _Run:
             and self.episodes_this_process >= c.fault_kill_after_episodes):
           os.kill(os.getpid(), 9)
 
-  def _ready(self) -> bool:
-    step = self.ledger.grad_steps
+  def _online_phase_actors(self) -> None:
+    """The learner's side of the multi-actor mode: hand out, count, step.
+
+    Episode tokens go out while fewer than `num_actors` episodes are in flight
+    and the learner is at most `num_actors` episodes' worth of updates behind
+    (so the actors' policy lag stays bounded); it never hands out more than
+    the online budget.  Before a checkpoint it stops handing out and waits for
+    every episode in flight, so a checkpoint holds episodes 0..n-1 exactly and
+    a resume hands out tokens from n on.
+    """
+    c = self.config
+    ledger = self.ledger
+    online_budget = ledger.budget - ledger.offline_episodes
+    max_lag = c.num_actors * math.ceil(c.episode_steps / c.env_steps_per_grad_step)
+    publish_every = max(1, c.variable_update_period // c.env_steps_per_grad_step)
+    publisher = distributed.VariablePublisher(
+        self.replay.address, self.learner.policy.variables, c.replay_timeout_ms)
+    try:
+      publisher.publish(ledger.grad_steps)  # Before any actor asks for weights.
+      start = time.perf_counter()
+      self.pool.start()
+      self.timing['actor_start_s'] += time.perf_counter() - start
+      next_index = ledger.online_episodes
+      with tqdm(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
+                unit='ep', disable=not c.progress or None) as bar:
+        while True:
+          pause = not ledger.budget_spent and self.checkpoint_due()
+          if pause and self.pool.in_flight == 0 and ledger.grad_steps == self.due_steps:
+            self.checkpoint()
+            continue
+          while (not pause and self.pool.in_flight < c.num_actors
+                 and next_index < online_budget
+                 and self.due_steps - ledger.grad_steps <= max_lag):
+            self.pool.issue(next_index)
+            next_index += 1
+          if ledger.grad_steps < self.due_steps:
+            self.grad_step()
+            if ledger.grad_steps % publish_every == 0:
+              publisher.publish(ledger.grad_steps)
+            results = self.pool.poll(0.0)
+          elif ledger.budget_spent:
+            break
+          else:
+            start = time.perf_counter()
+            results = self.pool.poll(0.2)
+            self.timing['actor_wait_s'] += time.perf_counter() - start
+          for result in results:
+            self._account_episode(result)
+            bar.update(1)
+          if (results and c.fault_kill_after_episodes
+              and self.episodes_this_process >= c.fault_kill_after_episodes):
+            os.kill(os.getpid(), 9)
+      # All episodes are reported; the actors close their logs and exit.
+      self.pool.stop()
+    finally:
+      publisher.close()
+
+  def _account_episode(self, result: actors_lib.EpisodeResult) -> None:
+    """Counts a reported episode and the grad steps its env steps make due.
+
+    Replays the synchronous loop's rule step by step: the episode's items
+    count at its last env step, and every `env_steps_per_grad_step`-th env
+    step calls for a grad step if the replay is ready for it then.
+    """
+    start = self.ledger.env_steps
+    for t in range(start + 1, start + result.steps + 1):
+      if t == start + result.steps:
+        self.on_episode(result)
+      if t % self.config.env_steps_per_grad_step == 0 and self._ready(self.due_steps):
+        self.due_steps += 1
+    self.ledger.env_steps += result.steps
+
+  def _ready(self, step: Optional[int] = None) -> bool:
+    step = self.ledger.grad_steps if step is None else step
     if not self.mixer.needs_online(step):
       return True
     return self.ledger.replay_inserts >= self.config.min_replay_size
 
-  def close(self) -> None:
+  def close(self, failed: bool = False) -> None:
+    if self.pool is not None:
+      # After a failure the actors' work is moot: terminate them at once.
+      self.pool.stop(timeout_s=0.0 if failed else None)
     self.evaluator.close()
     if self.actor is not None:
       self.actor.close()
@@ -526,10 +638,13 @@ def _read_evals(workdir: str) -> list:
 def train(config: RunConfig, log=print) -> dict:
   """Runs (or resumes) a run to its end; returns the final summary."""
   run = _Run(config, log)
+  failed = True
   try:
     if run.online:
       run.offline_phase(run.pretrain_steps)
+      start = time.perf_counter()
       run.online_phase()
+      run.timing['online_s'] += time.perf_counter() - start
     else:
       run.offline_phase(config.grad_steps)
     run.checkpoint()
@@ -541,10 +656,17 @@ def train(config: RunConfig, log=print) -> dict:
                    checkpoint=run.last_checkpoint, workdir=config.workdir,
                    timing=dict(run.timing))
     ledger_lib.write_json_atomic(os.path.join(config.workdir, 'summary.json'), summary)
+    failed = False
     return summary
   except replay_lib.ReplayError as e:
     raise TrainingError(f'Replay failure at grad step {run.ledger.grad_steps}: {e} '
                         f'Last checkpoint: {run.last_checkpoint}.') from e
+  except distributed.ActorError as e:
+    run.ledger.write(config.workdir)
+    raise TrainingError(f'{e}\nStopped at grad step {run.ledger.grad_steps} with '
+                        f'{run.ledger.online_episodes} online episodes counted; last '
+                        f'checkpoint: {run.last_checkpoint or "none yet"}'
+                        f'{"; continue with --resume" if run.last_checkpoint else ""}.') from e
   finally:
-    run.close()
+    run.close(failed)
     sys.stdout.flush()
