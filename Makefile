@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
+# The main job: a small real study (studies/demo.yaml) and its report.  Rerunning
+# it skips finished runs and resumes unfinished ones.  If some runs fail, the
+# report of the others is still written and the target fails.
 demo: $(STAMP)
-	$(PY) -m envs.evaluate --teacher all --triplet all --episodes 20 --workers 2 \
-	  --output runs/demo/teacher_table.json --video runs/demo/generalization_triplet1.gif
+	@start=$$(date +%s); \
+	$(PY) -m learners.study --spec studies/demo.yaml --workdir runs/demo --workers 2; rc=$$?; \
+	if [ $$rc -le 1 ]; then $(PY) -m learners.report runs/demo || rc=1; fi; \
+	echo "main job finished (exit $$rc) in $$(( ($$(date +%s) - start) / 60 )) min; report: runs/demo/report/report.md"; \
+	exit $$rc
 
 test: $(STAMP)
 	$(PY) -m pytest -q

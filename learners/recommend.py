@@ -1,0 +1,195 @@
+r"""The split recommender: how to spend a budget, from a study's results.
+
+  python -m learners.recommend runs/laptop --budget 10000 \
+      [--triplet triplet1 --teacher generalization --obs state] \
+      [--episodes_per_hour 41.7]
+
+For the given budget N it names the best (method, offline episodes) cell of the
+study (highest mean final success over seeds), with
+
+  * its 95 % interval and seed count, and the probability that it is really the
+    best (a bootstrap over seeds and evaluation episodes of every candidate);
+  * the candidates whose interval overlaps the best one's (not distinguishable
+    with this many seeds/evaluation episodes);
+  * for every method (at its best offline proportion per budget), how much robot
+    time it needs to reach the best's success: the budget where its success-vs-
+    budget curve (linear between the studied budgets, made monotone by keeping
+    the best of the budgets at or below) reaches that success, in episodes and
+    hours at --episodes_per_hour.
+
+The default 41.7 episodes/hour is the paper's "just under a day for 1000
+episodes on each robot".  Budgets count every episode on the task: teacher
+(offline) and student (online).
+"""
+
+import argparse
+import dataclasses
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from learners import study_results
+
+PAPER_EPISODES_PER_HOUR = 1000 / 24
+
+
+def episodes_to_reach(points: Sequence[tuple[int, float]], target: float) -> Optional[float]:
+  """Smallest budget at which a success curve reaches `target` (None: never).
+
+  `points` are (budget, success).  The curve is monotone-ised (a larger budget
+  can always be spent like a smaller one, so success at N is the best at <= N)
+  and linear between points.  A target met at the smallest budget returns that
+  budget: the study cannot say whether fewer episodes would do.
+  """
+  points = sorted(points)
+  envelope, best = [], -1.0
+  for budget, success in points:
+    best = max(best, success)
+    envelope.append((budget, best))
+  if not envelope or envelope[-1][1] < target:
+    return None
+  (b0, s0) = envelope[0]
+  if s0 >= target:
+    return float(b0)
+  for (b0, s0), (b1, s1) in zip(envelope, envelope[1:]):
+    if s1 >= target:
+      return b0 + (target - s0) / (s1 - s0) * (b1 - b0)
+  return None  # Unreachable: the last point is >= target.
+
+
+@dataclasses.dataclass
+class Alternative:
+  method: str
+  episodes: Optional[float]  # To reach the target success; None: not within the study.
+  hours: Optional[float]
+  at_budget: Optional[study_results.Cell]  # Its best cell at the asked budget.
+
+
+@dataclasses.dataclass
+class Recommendation:
+  budget: int
+  best: study_results.Cell
+  interval: tuple
+  p_best: dict  # (method, offline_episodes) -> bootstrap probability of being best.
+  ties: list  # Cells whose interval overlaps the best's.
+  alternatives: list
+  episodes_per_hour: float
+  max_budget: int
+
+
+def probability_best(cells: Sequence[study_results.Cell], seed: int = 0,
+                     samples: int = study_results.BOOTSTRAP) -> dict:
+  rng = np.random.default_rng(seed)
+  draws = np.stack([study_results.bootstrap_means(c.successes, c.episodes, rng, samples)
+                    for c in cells])
+  # Ties in a replicate are split evenly, so equal cells share the probability.
+  top = draws == draws.max(axis=0, keepdims=True)
+  share = (top / top.sum(axis=0, keepdims=True)).mean(axis=1)
+  return {(c.method, c.offline_episodes): float(p) for c, p in zip(cells, share)}
+
+
+def recommend(cells: Sequence[study_results.Cell], budget: int,
+              episodes_per_hour: float = PAPER_EPISODES_PER_HOUR) -> Recommendation:
+  """`cells` of one (triplet, teacher, obs) from the main grid."""
+  at_budget = [c for c in cells if c.budget == budget]
+  if not at_budget:
+    budgets = sorted({c.budget for c in cells})
+    raise ValueError(f'No finished runs at budget {budget}; the study has budgets {budgets}.')
+  best = max(at_budget, key=lambda c: (c.mean, -c.offline_episodes))
+  lo, hi = best.interval()
+  ties = [c for c in at_budget if c is not best and c.interval()[1] >= lo]
+  best_by = study_results.best_per_budget(cells)
+  alternatives = []
+  for method in sorted({c.method for c in cells}):
+    points = [(b, cell.mean) for (m, b), cell in best_by.items() if m == method]
+    episodes = episodes_to_reach(points, best.mean)
+    alternatives.append(Alternative(
+        method=method, episodes=episodes,
+        hours=None if episodes is None else episodes / episodes_per_hour,
+        at_budget=best_by.get((method, budget))))
+  alternatives.sort(key=lambda a: (a.episodes is None, a.episodes or 0, a.method))
+  return Recommendation(budget=budget, best=best, interval=(lo, hi),
+                        p_best=probability_best(at_budget), ties=ties,
+                        alternatives=alternatives, episodes_per_hour=episodes_per_hour,
+                        max_budget=max(c.budget for c in cells))
+
+
+def _pct(x: float) -> str:
+  return f'{100 * x:.1f}%'
+
+
+def format_recommendation(rec: Recommendation) -> str:
+  b = rec.best
+  lo, hi = rec.interval
+  if b.mean == 0:
+    return (f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
+            f'no run succeeded in any evaluation episode (best upper 95 % bound '
+            f'{_pct(max(c.interval()[1] for c in [b] + rec.ties))}), so there is no split to '
+            'recommend at this budget: spend more episodes, or train longer.')
+  lines = [
+      f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
+      f'best is **{b.method} with {b.offline_episodes} teacher episodes offline '
+      f'({_pct(b.proportion)} of the budget) and {b.budget - b.offline_episodes} online**: '
+      f'success {_pct(b.mean)} [{_pct(lo)}, {_pct(hi)}] over {b.n_seeds} seed(s), '
+      f'P(best) = {rec.p_best[(b.method, b.offline_episodes)]:.2f}.']
+  if rec.ties:
+    lines.append('Not distinguishable from it (95 % intervals overlap): ' + '; '.join(
+        f'{c.method} offline {c.offline_episodes} {c.format()}, '
+        f'P(best) = {rec.p_best[(c.method, c.offline_episodes)]:.2f}' for c in rec.ties) + '.')
+  else:
+    lines.append('No other split\'s 95 % interval overlaps it.')
+  lines += ['', f'Robot time each method needs (best offline proportion per budget) for '
+            f'{_pct(b.mean)} success, at {rec.episodes_per_hour:.1f} episodes/hour:', '',
+            '| method | episodes | hours | success at this budget |', '|---|---|---|---|']
+  for alt in rec.alternatives:
+    if alt.episodes is None:
+      need, hours = f'> {rec.max_budget} (not reached in the study)', '–'
+    else:
+      need, hours = f'{alt.episodes:.0f}', f'{alt.hours:.1f}'
+    here = (f'{alt.at_budget.format()} (offline {alt.at_budget.offline_episodes})'
+            if alt.at_budget else 'not run at this budget')
+    lines.append(f'| {alt.method} | {need} | {hours} | {here} |')
+  return '\n'.join(lines)
+
+
+def group_cells(study: study_results.Study, triplet: Optional[str], teacher: Optional[str],
+                obs: Optional[str]) -> dict:
+  """{(triplet, teacher, obs): main-grid cells}, filtered by the given values."""
+  groups = {}
+  for cell in study.select('grid'):
+    key = (cell.triplet, cell.teacher, cell.obs)
+    if all(v is None or v == k for v, k in zip((triplet, teacher, obs), key)):
+      groups.setdefault(key, []).append(cell)
+  return dict(sorted(groups.items()))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('workdir', help='a study folder (python -m learners.study --workdir)')
+  parser.add_argument('--budget', type=int, required=True, help='episodes on the task')
+  parser.add_argument('--triplet', default=None)
+  parser.add_argument('--teacher', default=None)
+  parser.add_argument('--obs', default=None)
+  parser.add_argument('--episodes_per_hour', type=float, default=PAPER_EPISODES_PER_HOUR)
+  args = parser.parse_args(argv)
+  if args.episodes_per_hour <= 0:
+    parser.error('--episodes_per_hour must be > 0')
+  try:
+    study = study_results.load_study(args.workdir)
+    groups = group_cells(study, args.triplet, args.teacher, args.obs)
+    if not groups:
+      raise ValueError('no finished runs match (triplet, teacher, obs) = '
+                       f'({args.triplet}, {args.teacher}, {args.obs}).')
+    for cells in groups.values():
+      print(format_recommendation(recommend(cells, args.budget, args.episodes_per_hour)))
+      print()
+  except (ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

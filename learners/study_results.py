@@ -1,0 +1,165 @@
+"""A study's results on disk -> cells with success rates and 95 % intervals.
+
+A *run* is one workdir (`summary.json`, `eval.json`); a *cell* pools the seeds
+of one (sweep, overrides, method, triplet, teacher, obs, budget, offline
+episodes).  Success intervals:
+
+  * one seed: the Wilson score interval over its evaluation episodes (what
+    `envs.evaluate` and the launcher report);
+  * several seeds: a percentile bootstrap that resamples seeds, then each
+    resampled seed's evaluation episodes, so both sources of variance count.
+
+Everything here is arithmetic on JSON; no TensorFlow.
+"""
+
+import dataclasses
+import json
+import math
+import os
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+STUDY_FILE = 'study.json'
+TEACHERS_FILE = 'teachers.json'
+RUNS_DIR = 'runs'
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TEACHER_TABLE = os.path.join(REPO, 'docs', 'results', 'teacher_table.json')
+BOOTSTRAP = 2000
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+  """95 % Wilson score interval (the same formula as envs.evaluate)."""
+  if n == 0:
+    return (0.0, 1.0)
+  p = successes / n
+  denom = 1 + z * z / n
+  centre = (p + z * z / (2 * n)) / denom
+  half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+  return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_means(successes: Sequence[int], episodes: Sequence[int],
+                    rng: np.random.Generator, samples: int = BOOTSTRAP) -> np.ndarray:
+  """`samples` bootstrap replicates of the mean success over seeds (two levels)."""
+  successes, episodes = np.asarray(successes), np.asarray(episodes)
+  seeds = rng.integers(0, len(successes), size=(samples, len(successes)))
+  rates = rng.binomial(episodes[seeds], successes[seeds] / episodes[seeds]) / episodes[seeds]
+  return rates.mean(axis=1)
+
+
+@dataclasses.dataclass
+class Cell:
+  """One configuration pooled over seeds."""
+  sweep: str
+  overrides: tuple  # ((key, value), ...), sorted.
+  method: str
+  triplet: str
+  teacher: str
+  obs: str
+  budget: int
+  offline_episodes: int
+  successes: list = dataclasses.field(default_factory=list)  # Per seed, final eval.
+  episodes: list = dataclasses.field(default_factory=list)
+  seeds: list = dataclasses.field(default_factory=list)
+  curves: list = dataclasses.field(default_factory=list)  # Per seed: eval.json entries.
+
+  @property
+  def proportion(self) -> float:
+    return self.offline_episodes / self.budget
+
+  @property
+  def n_seeds(self) -> int:
+    return len(self.seeds)
+
+  @property
+  def mean(self) -> float:
+    return float(np.mean([s / e for s, e in zip(self.successes, self.episodes)]))
+
+  def interval(self, seed: int = 0) -> tuple[float, float]:
+    if self.n_seeds == 1:
+      return wilson_interval(self.successes[0], self.episodes[0])
+    means = bootstrap_means(self.successes, self.episodes, np.random.default_rng(seed))
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+  def format(self) -> str:
+    lo, hi = self.interval()
+    return (f'{100 * self.mean:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] '
+            f'(n={self.n_seeds} seed{"s" if self.n_seeds > 1 else ""}, '
+            f'{sum(self.episodes)} eval eps)')
+
+
+@dataclasses.dataclass
+class Study:
+  name: str
+  workdir: str
+  cells: list
+  missing: list  # Runs listed in study.json without a summary.json yet.
+  teachers: list  # Teacher cells (envs.evaluate format).
+  teacher_source: str
+  description: str = ''
+
+  def select(self, sweep: Optional[str] = 'grid', **where) -> list:
+    return [c for c in self.cells if (sweep is None or c.sweep == sweep)
+            and all(getattr(c, k) == v for k, v in where.items())]
+
+  def teacher(self, teacher: str, triplet: str) -> Optional[dict]:
+    for cell in self.teachers:
+      if cell['teacher'] == teacher and cell['triplet'] == triplet:
+        return cell
+    return None
+
+
+def _read(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+def load_study(workdir: str) -> Study:
+  index_path = os.path.join(workdir, STUDY_FILE)
+  if not os.path.exists(index_path):
+    raise FileNotFoundError(f'{index_path} not found: is {workdir} a study folder '
+                            '(written by python -m learners.study)?')
+  index = _read(index_path)
+  cells, missing = {}, []
+  for run in index['runs']:
+    run_dir = os.path.join(workdir, RUNS_DIR, run['name'])
+    summary_path = os.path.join(run_dir, 'summary.json')
+    if not os.path.exists(summary_path):
+      missing.append(run['name'])
+      continue
+    final = _read(summary_path)['final_eval']
+    evals_path = os.path.join(run_dir, 'eval.json')
+    evals = _read(evals_path) if os.path.exists(evals_path) else []
+    c = run['config']
+    key = (run['sweep'], tuple(sorted(run['overrides'].items())), c['method'], c['triplet'],
+           c['teacher'], c['obs'], c['budget'], c['offline_episodes'])
+    cell = cells.setdefault(key, Cell(*key))
+    cell.successes.append(int(final['successes']))
+    cell.episodes.append(int(final['episodes']))
+    cell.seeds.append(c['seed'])
+    cell.curves.append(evals)
+  teachers_path = os.path.join(workdir, TEACHERS_FILE)
+  if os.path.exists(teachers_path):
+    teachers, source = _read(teachers_path)['cells'], (
+        f'{TEACHERS_FILE} (this study, the students\' evaluation seeds)')
+  elif os.path.exists(DEFAULT_TEACHER_TABLE):
+    teachers, source = _read(DEFAULT_TEACHER_TABLE)['cells'], (
+        'docs/results/teacher_table.json (same evaluation seeds, 400-step episodes)')
+  else:
+    teachers, source = [], 'none'
+  return Study(name=index['name'], workdir=workdir, cells=list(cells.values()),
+               missing=missing, teachers=teachers, teacher_source=source,
+               description=index.get('description', ''))
+
+
+def best_per_budget(cells: Iterable[Cell]) -> dict:
+  """{(method, budget): the cell of its best offline proportion (highest mean)}."""
+  best = {}
+  for cell in cells:
+    key = (cell.method, cell.budget)
+    # Ties go to the smaller dataset: fewer teacher episodes for the same result.
+    if key not in best or (cell.mean, -cell.offline_episodes) > (
+        best[key].mean, -best[key].offline_episodes):
+      best[key] = cell
+  return best
