@@ -29,8 +29,10 @@ class LearnerConfig:
   obs_mode: str = 'state'
   image_size: int = specs.DEFAULT_IMAGE_SIZE
   nets: networks.NetworkConfig = networks.NetworkConfig()
-  policy_learning_rate: float = 1e-4
-  critic_learning_rate: float = 1e-4
+  # d3rlpy's CRR defaults; 1e-4 (Acme's) fit the teacher data measurably worse
+  # in the few thousand steps a laptop-sized study affords.
+  policy_learning_rate: float = 3e-4
+  critic_learning_rate: float = 3e-4
   dual_learning_rate: float = 1e-2
   max_gradient_norm: float = 40.0
   target_update: str = 'polyak'  # 'polyak' (every step, rate tau) or 'periodic'.

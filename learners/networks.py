@@ -13,6 +13,7 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
+from envs import scene
 from envs import specs
 
 
@@ -41,17 +42,48 @@ class LayerNormEncoder(snt.Module):
     return tf.tanh(self._norm(self._linear(x)))
 
 
+# Fixed input scaling of the state features (task geometry, not data statistics,
+# so online-only methods without a dataset scale the same way and runs stay
+# reproducible).  Raw poses are metres over a ~0.5 m workspace while a grasp
+# needs ~1 cm precision: unscaled, those differences are tiny at the input.
+_WORKSPACE_CENTRE = (float(scene.GRIPPER_HOME[0]), float(scene.GRIPPER_HOME[1]), 0.1)
+_POSITION_SCALE = 0.1  # m
+_OFFSET_SCALE = 0.05   # m, for the relative offsets a grasp/place acts on.
+
+
+def state_features(proprio: tf.Tensor, object_poses: tf.Tensor) -> tf.Tensor:
+  """Scaled proprio and object poses, plus gripper->object and red->blue offsets.
+
+  The offsets are what a stacking controller acts on; giving them to the
+  encoder spares the first layer from learning differences of near-equal inputs.
+  """
+  proprio = tf.cast(proprio, tf.float32)
+  poses = tf.reshape(tf.cast(object_poses, tf.float32),
+                     tf.concat([tf.shape(object_poses)[:-1], [specs.NUM_OBJECTS, 7]], 0))
+  centre = tf.constant(_WORKSPACE_CENTRE, tf.float32)
+  gripper = proprio[..., 0:3]
+  positions, quats = poses[..., 0:3], poses[..., 3:7]
+  opening = proprio[..., 5:6] / scene.FINGER_MAX_OPENING - 1.0  # 2 fingers: [0, 2x].
+  velocities = tf.concat([proprio[..., 6:9] / specs.MAX_LINEAR_SPEED,
+                          proprio[..., 9:10] / specs.MAX_YAW_SPEED], -1)
+  offsets = positions - gripper[..., None, :]
+  red_to_blue = positions[..., 2, :] - positions[..., 0, :]
+  flat = lambda x: tf.reshape(x, tf.concat([tf.shape(x)[:-2], [-1]], 0))
+  return tf.concat([
+      (gripper - centre) / _POSITION_SCALE, proprio[..., 3:5], opening, velocities,
+      flat((positions - centre) / _POSITION_SCALE), flat(quats),
+      flat(offsets) / _OFFSET_SCALE, red_to_blue / _OFFSET_SCALE], axis=-1)
+
+
 class StateEncoder(snt.Module):
-  """Concatenates the state student keys and embeds them with a LayerNorm MLP."""
+  """Embeds `state_features` of the state student keys with a LayerNorm MLP."""
 
   def __init__(self, size: int, name: str = 'state_encoder'):
     super().__init__(name=name)
-    self._keys = specs.STUDENT_KEYS['state']
     self._embed = LayerNormEncoder(size)
 
   def __call__(self, observation: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    x = tf.concat([tf.cast(observation[k], tf.float32) for k in self._keys], axis=-1)
-    return self._embed(x)
+    return self._embed(state_features(observation['proprio'], observation['object_poses']))
 
 
 class VisionEncoder(snt.Module):

@@ -162,6 +162,9 @@ class ReplayServer:
     self._server.stop()
 
 
+_MAX_IN_FLIGHT_ITEMS = 16
+
+
 class TransitionWriter:
   """Inserts n-step transitions (one Reverb item each) into the table."""
 
@@ -173,11 +176,15 @@ class TransitionWriter:
   def insert(self, transitions: Mapping[str, np.ndarray]) -> int:
     """Inserts a batch of transitions (leading axis) and waits for the server."""
     count = int(np.shape(transitions['action'])[0])
-    for i in range(count):
-      self._writer.append(tf.nest.map_structure(lambda x: x[i], transitions))  # pylint: disable=cell-var-from-loop
-      item = tf.nest.map_structure(lambda column: column[-1], self._writer.history)
-      self._writer.create_item(TABLE, 1.0, item)
     try:
+      for i in range(count):
+        self._writer.append(tf.nest.map_structure(lambda x: x[i], transitions))  # pylint: disable=cell-var-from-loop
+        item = tf.nest.map_structure(lambda column: column[-1], self._writer.history)
+        self._writer.create_item(TABLE, 1.0, item)
+        # Bounded in-flight items, as Acme's adders do: an episode's worth of
+        # unconfirmed items makes Reverb warn (and would grow memory).
+        self._writer.flush(block_until_num_items=_MAX_IN_FLIGHT_ITEMS,
+                           timeout_ms=self._timeout_ms)
       self._writer.flush(timeout_ms=self._timeout_ms)
     except reverb.errors.DeadlineExceededError as e:
       raise ReplayError(
