@@ -133,12 +133,12 @@ def d3rlpy_crr(python: str, steps: int) -> dict:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--steps', type=int, default=1000)
-  parser.add_argument('--vision-steps', type=int, default=None,
+  parser.add_argument('--vision_steps', type=int, default=None,
                       help='steps for the vision figure (default: steps // 5)')
   parser.add_argument('--device', default=None, help='e.g. /CPU:0 or /GPU:0')
-  parser.add_argument('--d3rlpy-python', default='/tmp/d3/bin/python')
+  parser.add_argument('--d3rlpy_python', default='/tmp/d3/bin/python')
   parser.add_argument('--methods', default='CRR,R-CRR,MPO')
-  parser.add_argument('--skip-vision', action='store_true')
+  parser.add_argument('--skip_vision', action='store_true')
   args = parser.parse_args()
   vision_steps = args.vision_steps or max(10, args.steps // 5)
 

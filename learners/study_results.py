@@ -14,11 +14,12 @@ Everything here is arithmetic on JSON; no TensorFlow.
 
 import dataclasses
 import json
-import math
 import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
+
+from envs import evaluate as envs_evaluate
 
 STUDY_FILE = 'study.json'
 TEACHERS_FILE = 'teachers.json'
@@ -28,15 +29,8 @@ DEFAULT_TEACHER_TABLE = os.path.join(REPO, 'docs', 'results', 'teacher_table.jso
 BOOTSTRAP = 2000
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-  """95 % Wilson score interval (the same formula as envs.evaluate)."""
-  if n == 0:
-    return (0.0, 1.0)
-  p = successes / n
-  denom = 1 + z * z / n
-  centre = (p + z * z / (2 * n)) / denom
-  half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-  return (max(0.0, centre - half), min(1.0, centre + half))
+# The interval every evaluation in the project reports (teacher and student).
+wilson_interval = envs_evaluate.wilson_interval
 
 
 def bootstrap_means(successes: Sequence[int], episodes: Sequence[int],

@@ -60,12 +60,6 @@ RESULTS = [
 ]
 
 
-def test_study_wilson_matches_envs_evaluate():
-  for wins, n in ((0, 20), (7, 20), (20, 20), (145, 200)):
-    assert study_results.wilson_interval(wins, n) == pytest.approx(
-        envs_evaluate.wilson_interval(wins, n))
-
-
 def test_study_cell_intervals(tmp_path):
   study = study_results.load_study(make_study(str(tmp_path), RESULTS))
   (crr100,) = study.select(method='CRR', budget=100)
