@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, get_args
 
 from learners import training
 
@@ -37,6 +37,9 @@ _HELP = {
                   'the Reverb server over gRPC (docs/launch.md)',
     'variable_update_period': 'env steps between an actor\'s fetches of the policy '
                               'weights (num_actors > 1)',
+    'beta': 'teacher share of the prior, a constant replacing the method row\'s (beta sweep)',
+    'offline_fraction': 'share of dataset items per batch, a constant replacing the method '
+                        'row\'s (batch ratio sweep)',
     'resume': 'continue the run whose checkpoints are in --workdir',
     'data_dir': 'TFDS data dir of the teacher datasets',
 }
@@ -50,6 +53,15 @@ def _bool(text: str) -> bool:
   raise argparse.ArgumentTypeError(f'expected a boolean, got {text!r}')
 
 
+def _arg_type(annotation):
+  """The argparse type of a RunConfig field (Optional[X] parses as X)."""
+  args = [a for a in get_args(annotation) if a is not type(None)]
+  kind = args[0] if len(args) == 1 else annotation
+  if kind is bool:
+    return _bool
+  return kind if kind in (int, float) else str
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       description=__doc__.split('\n\n')[0],
@@ -59,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     if field.name == 'resume':
       parser.add_argument('--resume', action='store_true', default=None, help=_HELP['resume'])
       continue
-    kind = field.type if isinstance(field.type, type) else None
-    if field.name in ('budget', 'offline_pretrain_steps'):
-      kind = int
-    if kind is bool:
-      kind = _bool
-    parser.add_argument(f'--{field.name}', type=kind or str, default=None,
+    parser.add_argument(f'--{field.name}', type=_arg_type(field.type), default=None,
                         help=_HELP.get(field.name, f'default: {field.default}'))
   return parser
 

@@ -222,10 +222,8 @@ def expand_grid(grid: Grid, defaults: Mapping[str, Any], errors: list) -> list[R
       errors.append(f'{where} unknown obs {obs!r}; valid: {", ".join(env_specs.OBS_MODES)}.')
   for key in grid.overrides:
     if key not in fields or key in _GRID_FIELDS:
-      hint = (' (the teacher share of the prior and the batch ratio are not launcher '
-              'settings yet: see docs/study.md)' if key in ('beta', 'offline_fraction') else '')
       errors.append(f'{where} override {key!r} is not a launcher setting the grid may '
-                    f'vary{hint}; valid: {sorted(set(fields) - set(_GRID_FIELDS))}.')
+                    f'vary; valid: {sorted(set(fields) - set(_GRID_FIELDS))}.')
   if isinstance(grid.offline_episodes, Mapping):
     extra = sorted(set(int(b) for b in grid.offline_episodes) - set(grid.budgets))
     if extra:

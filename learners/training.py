@@ -66,7 +66,8 @@ SUCCESS_WINDOW = 200  # Online episodes in the success curve (Fig. 6/7).
 _IDENTITY_FIELDS = ('method', 'triplet', 'teacher', 'obs', 'budget', 'offline_episodes',
                     'seed', 'batch_size', 'env_steps_per_grad_step', 'episode_steps',
                     'image_size', 'n_step', 'gamma', 'grad_steps', 'network_size',
-                    'offline_pretrain_steps', 'min_replay_size', 'max_replay_size')
+                    'offline_pretrain_steps', 'min_replay_size', 'max_replay_size',
+                    'beta', 'offline_fraction')
 
 
 class TrainingError(RuntimeError):
@@ -104,6 +105,10 @@ class RunConfig:
   max_replay_size: int = 1_000_000
   replay_timeout_ms: int = 120_000
   network_size: int = 256
+  # The paper's sweeps (Fig. 5): replace the method row's teacher share of the
+  # prior and its share of dataset items per batch by constants; None keeps the row's.
+  beta: Optional[float] = None
+  offline_fraction: Optional[float] = None
   checkpoint_every_s: float = 300.0
   checkpoint_every_episodes: int = 0  # 0: time-based only.
   log_every: int = 100  # Grad steps between metric summaries.
@@ -134,6 +139,28 @@ def resolve_method(name: str) -> methods_lib.Method:
   return methods_lib.get_method(by_key[key])
 
 
+def apply_overrides(method: methods_lib.Method, beta: Optional[float],
+                    offline_fraction: Optional[float]) -> methods_lib.Method:
+  """The row with a run's `beta` / `offline_fraction` overrides, as constants."""
+  changes = {}
+  if beta is not None:
+    if not 0.0 <= beta <= 1.0:
+      raise ValueError(f'beta must be in [0, 1], got {beta}.')
+    if method.prior == 'teacher':
+      raise ValueError(f'{method.name} samples its prior from the teacher only; beta mixes '
+                       'the teacher into a behavior or target prior (e.g. R-CRR, R-MPO).')
+    changes['beta'] = schedules.Constant(float(beta))
+  if offline_fraction is not None:
+    if not is_online(method):
+      raise ValueError(f'{method.name} is offline-only: every batch item is from the '
+                       'dataset, so offline_fraction cannot be changed.')
+    if not 0.0 <= offline_fraction < 1.0:
+      raise ValueError(f'offline_fraction of an online method must be in [0, 1), got '
+                       f'{offline_fraction} (1 would make it offline-only).')
+    changes['offline_fraction'] = schedules.Constant(float(offline_fraction))
+  return dataclasses.replace(method, **changes) if changes else method
+
+
 def is_online(method: methods_lib.Method) -> bool:
   return method.offline_fraction != schedules.Constant(1.0)
 
@@ -155,7 +182,8 @@ def default_pretrain_steps(method: methods_lib.Method) -> int:
 
 def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
   """All checks that need no work; returns the method and its online budget."""
-  method = resolve_method(config.method)
+  method = apply_overrides(resolve_method(config.method), config.beta,
+                           config.offline_fraction)
   online = is_online(method)
   online_budget = ledger_lib.check_budget(config.budget, config.offline_episodes, online)
   uses_dataset = online and method.offline_fraction(0) > 0 or not online

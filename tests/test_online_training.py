@@ -155,6 +155,32 @@ def test_budget_and_method_errors_come_before_any_work(tmp_path):
   assert not workdir.exists()
 
 
+def test_beta_and_offline_fraction_overrides_replace_the_row(data_dir, tmp_path):
+  row = training.apply_overrides(methods_lib.METHODS['R-CRR'], 0.25, 0.3)
+  assert row.beta(0) == row.beta(10**6) == 0.25
+  assert row.offline_fraction(0) == row.offline_fraction(10**6) == 0.3
+  assert (row.prior, row.weighting) == ('behavior', 'softmax')
+  bad = [(dict(method='DAgger', budget=100, beta=0.5), 'teacher only'),
+         (dict(method='CRR', offline_episodes=50, offline_fraction=0.5), 'offline-only'),
+         (dict(method='R-CRR', budget=100, offline_episodes=50, beta=1.5),
+          r'beta must be in \[0, 1\]'),
+         (dict(method='R-CRR', budget=100, offline_episodes=50, offline_fraction=1.0),
+          r'in \[0, 1\)'),
+         (dict(method='R-CRR', budget=100, offline_episodes=50, offline_fraction=0.0),
+          'replay only')]
+  for kwargs, message in bad:
+    with pytest.raises(ValueError, match=message):
+      training.check_config(training.RunConfig(workdir=str(tmp_path / 'x'), **kwargs))
+  # A real run follows the overrides: every batch has round(0.25 * 16) = 4 dataset
+  # items, and the prior mixes in the teacher with share 1.
+  config = _config(data_dir, tmp_path / 'run', 'R-CRR', beta=1.0, offline_fraction=0.25)
+  training.train(config, log=lambda *a: None)
+  ledger = ledger_lib.Ledger.read(config.workdir)
+  assert ledger.offline_items == 4 * ledger.grad_steps
+  metrics = [json.loads(l) for l in open(os.path.join(config.workdir, training.METRICS_FILE))]
+  assert {(m['beta'], m['offline_fraction']) for m in metrics} == {(1.0, 0.25)}
+
+
 def test_refuses_to_reinitialise_a_workdir_with_checkpoints(data_dir, tmp_path):
   config = _config(data_dir, tmp_path / 'run', 'BC', grad_steps=2)
   training.train(config, log=lambda *a: None)

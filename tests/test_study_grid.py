@@ -42,7 +42,7 @@ def test_study_laptop_and_demo_specs_expand():
 def test_study_invalid_entries_listed_together(tmp_path):
   path = _spec(tmp_path, dict(
       grid=dict(methods=['R-CRR', 'SAC'], budgets=[100], offline_episodes=[50, 100, 150],
-                triplets=['triplet1', 'triplet9'], overrides={'beta': [0.5]}),
+                triplets=['triplet1', 'triplet9'], overrides={'temperature': [0.5]}),
       sweeps=[dict(name='offline_only', methods=['CRR'], budgets=[100],
                    offline_episodes=[50])]))
   with pytest.raises(study.SpecError) as e:
@@ -51,7 +51,7 @@ def test_study_invalid_entries_listed_together(tmp_path):
   assert "Unknown method 'SAC'" in text
   assert "unknown triplet 'triplet9'" in text
   assert 'R-CRR at budget 100: offline_episodes [100, 150] must be > 0 and < the budget' in text
-  assert "override 'beta'" in text and 'not launcher settings yet' in text
+  assert "override 'temperature' is not a launcher setting" in text
   assert 'CRR is offline-only: offline_episodes [50] != budget 100' in text
   assert text.startswith('5 invalid entries')
 
@@ -70,6 +70,23 @@ def test_study_launcher_checks_run_up_front(tmp_path):
                               defaults=dict(batch_size=0)))
   with pytest.raises(study.SpecError, match='batch_size must be >= 1'):
     study.expand(study.load_spec(path))
+
+
+def test_study_beta_and_batch_ratio_sweeps(tmp_path):
+  path = _spec(tmp_path, dict(
+      grid=dict(methods=['R-CRR'], budgets=[10], offline_episodes=[5]),
+      sweeps=[dict(name='beta', methods=['R-CRR'], budgets=[10], offline_episodes=[5],
+                   overrides={'beta': [0.0, 1.0]}),
+              dict(name='batch_ratio', methods=['R-CRR'], budgets=[10],
+                   offline_episodes=[5], overrides={'offline_fraction': [0.25]})]))
+  runs = study.expand(study.load_spec(path))
+  assert sorted((r.sweep, r.config['beta'], r.config['offline_fraction']) for r in runs) == [
+      ('batch_ratio', None, 0.25), ('beta', 0.0, None), ('beta', 1.0, None),
+      ('grid', None, None)]
+  bad = _spec(tmp_path, dict(grid=dict(methods=['DAgger'], budgets=[10],
+                                       overrides={'beta': [0.5]})))
+  with pytest.raises(study.SpecError, match='teacher only'):
+    study.expand(study.load_spec(bad))
 
 
 def test_study_config_hash():
