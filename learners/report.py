@@ -104,27 +104,37 @@ def figure_budget(study, directory: str) -> Optional[str]:
   return _save(fig, directory, 'fig3_success_vs_budget.png')
 
 
+def _budget_panels(cells):
+  """One row per (triplet, teacher, obs), one column per budget.
+
+  Returns the figure and, per panel, (axes, (triplet, teacher, obs), budget,
+  the cells of that panel).
+  """
+  pairs = _pairs(cells)
+  budgets = sorted({c.budget for c in cells})
+  fig, axes = _grid_axes(len(pairs), len(budgets))
+  panels = [(ax, pair, budget, [c for c in cells if (c.triplet, c.teacher, c.obs) == pair
+                                and c.budget == budget])
+            for row, pair in zip(axes, pairs) for ax, budget in zip(row, budgets)]
+  return fig, panels
+
+
 def figure_proportion(study, directory: str) -> Optional[str]:
   """Fig. 4: success vs offline proportion of the budget, one panel per budget."""
   cells = study.select('grid')
-  pairs = _pairs(cells)
-  budgets = sorted({c.budget for c in cells})
-  if not pairs:
+  if not cells:
     return None
-  fig, axes = _grid_axes(len(pairs), len(budgets))
-  for row, (triplet, teacher, obs) in zip(axes, pairs):
-    for ax, budget in zip(row, budgets):
-      here = [c for c in cells if (c.triplet, c.teacher, c.obs, c.budget) ==
-              (triplet, teacher, obs, budget)]
-      methods = sorted({c.method for c in here})
-      for i, method in enumerate(methods):
-        points = sorted((c.proportion, c) for c in here if c.method == method)
-        _errorbar(ax, [p + _jitter(i, len(methods), 1.0) for p, _ in points],
-                  [c for _, c in points], label=method)
-      _teacher_line(ax, study, triplet, teacher)
-      ax.set(title=f'{triplet}, {teacher}, budget {budget}', xlabel='offline proportion',
-             ylabel='success (%)', xlim=(-0.05, 1.05), ylim=(-3, 103))
-      ax.legend(fontsize=7)
+  fig, panels = _budget_panels(cells)
+  for ax, (triplet, teacher, _), budget, here in panels:
+    methods = sorted({c.method for c in here})
+    for i, method in enumerate(methods):
+      points = sorted((c.proportion, c) for c in here if c.method == method)
+      _errorbar(ax, [p + _jitter(i, len(methods), 1.0) for p, _ in points],
+                [c for _, c in points], label=method)
+    _teacher_line(ax, study, triplet, teacher)
+    ax.set(title=f'{triplet}, {teacher}, budget {budget}', xlabel='offline proportion',
+           ylabel='success (%)', xlim=(-0.05, 1.05), ylim=(-3, 103))
+    ax.legend(fontsize=7)
   return _save(fig, directory, 'fig4_success_vs_offline_proportion.png')
 
 
@@ -158,22 +168,17 @@ def _plot_curve(ax, cell, label):
 def figure_curves(study, directory: str) -> Optional[str]:
   """Fig. 5-style learning curves of the main grid's online runs."""
   cells = [c for c in study.select('grid') if c.offline_episodes < c.budget]
-  pairs = _pairs(cells)
-  budgets = sorted({c.budget for c in cells})
   if not cells:
     return None
-  fig, axes = _grid_axes(len(pairs), len(budgets))
-  for row, (triplet, teacher, obs) in zip(axes, pairs):
-    for ax, budget in zip(row, budgets):
-      for cell in sorted((c for c in cells if (c.triplet, c.teacher, c.obs, c.budget) ==
-                          (triplet, teacher, obs, budget)),
-                         key=lambda c: (c.method, c.offline_episodes)):
-        _plot_curve(ax, cell, f'{cell.method}, offline {cell.offline_episodes}')
-      _teacher_line(ax, study, triplet, teacher)
-      ax.set(title=f'{triplet}, {teacher}, budget {budget}',
-             xlabel='episodes spent (offline + online)', ylabel='eval success (%)',
-             ylim=(-3, 103))
-      ax.legend(fontsize=6)
+  fig, panels = _budget_panels(cells)
+  for ax, (triplet, teacher, _), budget, here in panels:
+    for cell in sorted(here, key=lambda c: (c.method, c.offline_episodes)):
+      _plot_curve(ax, cell, f'{cell.method}, offline {cell.offline_episodes}')
+    _teacher_line(ax, study, triplet, teacher)
+    ax.set(title=f'{triplet}, {teacher}, budget {budget}',
+           xlabel='episodes spent (offline + online)', ylabel='eval success (%)',
+           ylim=(-3, 103))
+    ax.legend(fontsize=6)
   return _save(fig, directory, 'fig5_learning_curves.png')
 
 
