@@ -22,6 +22,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+import envs
 from envs import rollout as rollout_lib
 from envs import specs
 from envs.stacking import make_env
@@ -158,7 +159,9 @@ def main(argv=None):
   if args.output:
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, 'w') as f:
-      json.dump({'cells': cells, 'command': ' '.join(sys.argv)}, f, indent=2)
+      command = 'python -m envs.evaluate ' + ' '.join(sys.argv[1:] if argv is None else argv)
+      json.dump({'cells': cells, 'command': command,
+                 'env_version': envs.ENV_VERSION}, f, indent=2)
     print(f'wrote {args.output}')
   if args.video:
     write_video(args.video, teachers[0], triplets[0], args.video_episodes, args.policy_mode,

@@ -22,8 +22,11 @@ STUDENT_LOG_NAME = 'rgb_stacking_student'
 # Semantic version of the episode format *and* of what produced the episodes.
 # Bump MAJOR for a feature-spec change, MINOR for a changed env or teacher
 # (same spec, different data), PATCH for metadata/card-only changes.
-VERSION = '1.0.0'
+VERSION = '1.1.0'
 RELEASE_NOTES = {
+    '1.1.0': ('Env 1.1.0: contact impratio 5 instead of 10 (14 % faster '
+              'physics, teacher success unchanged within noise); same '
+              'features, different episodes.'),
     '1.0.0': ('First release: RLDS episodes of the lite RGB-stacking task '
               '(Cartesian gripper, 20 Hz), state and vision modes, PNG '
               'camera images, unified teacher/student episode metadata.'),
