@@ -144,15 +144,32 @@ class Learner:
     mean, stddev = self._policy_fn(obs)
     return policy_lib.GaussianAction(mean.numpy(), stddev.numpy())
 
-  def step(self, batch: types.Batch) -> Dict[str, float]:
-    """One gradient step; returns metrics as Python floats."""
+  def teacher_labels(self, batch: types.Batch):
+    """The teacher's (mean, stddev) on the batch states, or None if unused.
+
+    Numpy and stateless, so it may run on an input thread ahead of `step`.
+    """
+    if not self.method.uses_teacher:
+      return None
+    obs = {k: np.asarray(batch.observation[k]) for k in specs.TEACHER_KEYS}
+    dist = self._teacher.distribution(obs)
+    return (np.asarray(dist.mean, np.float32), np.asarray(dist.stddev, np.float32))
+
+  def step(self, batch: types.Batch, teacher_labels=None) -> Dict[str, float]:
+    """One gradient step; returns metrics as Python floats.
+
+    `teacher_labels`: `teacher_labels(batch)` computed beforehand; computed
+    here when the method needs them and none are given.
+    """
     if not self._validated:
       types.validate(batch, self.config.obs_mode, self.config.image_size)
       self._validated = True
     step = self._py_steps
     eta = tf.constant(self.method.eta(step), tf.float32)
     beta = tf.constant(self.method.beta(step), tf.float32)
-    teacher = self._relabel(batch) if self.method.uses_teacher else None
+    teacher = teacher_labels
+    if teacher is None:
+      teacher = self.teacher_labels(batch)
     student = lambda obs: {k: obs[k] for k in self._student_keys}
     batch = batch._replace(observation=student(batch.observation),
                            next_observation=student(batch.next_observation))
@@ -183,12 +200,6 @@ class Learner:
     return restored
 
   # --- The update -------------------------------------------------------------
-
-  def _relabel(self, batch: types.Batch):
-    """Queries the teacher on the batch states (numpy, once per step, batched)."""
-    obs = {k: np.asarray(batch.observation[k]) for k in specs.TEACHER_KEYS}
-    dist = self._teacher.distribution(obs)
-    return (np.asarray(dist.mean, np.float32), np.asarray(dist.stddev, np.float32))
 
   def _prior_actions(self, batch, target_dist, beta, teacher):
     """[N, B, A] actions from the method's prior and the [N, B] teacher mask."""

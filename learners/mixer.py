@@ -10,9 +10,13 @@ its episodes and transitions with seeds derived from (seed, e), so a resumed
 run continues with exactly the items it would have seen.
 """
 
+from concurrent import futures
 import dataclasses
+import itertools
 import math
-from typing import Callable, Iterator, Optional
+import queue
+import threading
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -67,10 +71,25 @@ def offline_epoch(episodes: tf.data.Dataset, seed: int, epoch: int,
   return items.with_options(options)
 
 
+def _open_epoch(episodes: tf.data.Dataset, seed: int, epoch: int, offset: int,
+                config: OfflineStreamConfig):
+  """Epoch `epoch` from item `offset` on: (its first chunk or None, the rest)."""
+  ds = offline_epoch(episodes, seed, epoch, config)
+  if offset:
+    ds = ds.skip(offset)
+  chunks = ds.batch(config.chunk).prefetch(2).as_numpy_iterator()
+  return next(chunks, None), chunks
+
+
 def offline_chunks(episodes: tf.data.Dataset, items_per_epoch: int, seed: int,
                    start_item: int = 0,
                    config: OfflineStreamConfig = OfflineStreamConfig()) -> Iterator[dict]:
   """Teacher transitions as numpy chunks, repeated forever, from `start_item`.
+
+  The next epoch's pipeline is opened on a thread while this one is read:
+  opening traces the transition functions and fills the shuffle buffer,
+  which took 0.2-2 s here, and the learner would otherwise wait on it at
+  every epoch boundary.
 
   Args:
     episodes: RLDS episodes of the teacher dataset.
@@ -86,20 +105,20 @@ def offline_chunks(episodes: tf.data.Dataset, items_per_epoch: int, seed: int,
   if items_per_epoch < 1:
     raise ValueError(f'items_per_epoch must be >= 1, got {items_per_epoch}.')
   epoch, offset = divmod(int(start_item), int(items_per_epoch))
-  while True:
-    ds = offline_epoch(episodes, seed, epoch, config)
-    if offset:
-      ds = ds.skip(offset)
-    count = offset
-    offset = 0
-    for chunk in ds.batch(config.chunk).prefetch(2).as_numpy_iterator():
-      count += len(chunk['action'])
-      yield chunk
-    if count != items_per_epoch:
-      # The resume arithmetic (start_item -> epoch, offset) relies on it.
-      raise ValueError(f'Epoch {epoch} of the teacher dataset had {count} transitions, '
-                       f'expected items_per_epoch={items_per_epoch}.')
-    epoch += 1
+  with futures.ThreadPoolExecutor(1, thread_name_prefix='offline-epoch') as opener:
+    upcoming = opener.submit(_open_epoch, episodes, seed, epoch, offset, config)
+    while True:
+      first, rest = upcoming.result()
+      upcoming = opener.submit(_open_epoch, episodes, seed, epoch + 1, 0, config)
+      count = offset
+      for chunk in itertools.chain([first] if first is not None else [], rest):
+        count += len(chunk['action'])
+        yield chunk
+      if count != items_per_epoch:
+        # The resume arithmetic (start_item -> epoch, offset) relies on it.
+        raise ValueError(f'Epoch {epoch} of the teacher dataset had {count} transitions, '
+                         f'expected items_per_epoch={items_per_epoch}.')
+      epoch, offset = epoch + 1, 0
 
 
 class ItemBuffer:
@@ -177,3 +196,65 @@ class Mixer:
     if len(parts) == 1:
       return parts[0]
     return types.concat(*parts)
+
+
+class Prefetcher:
+  """Builds the batch of step s + 1 on a thread while the learner runs step s.
+
+  Acme's learners prefetch their dataset for the same reason: the teacher
+  stream's slicing, the Reverb sampler and the teacher's relabelling (in
+  `prepare`) then overlap the grad step (and, in the synchronous loop, the
+  actor's env steps) instead of preceding it.  What
+  a batch holds does not change: offline items come in the same order (the
+  stream is a function of the step), and online items are a uniform sample of
+  the table either way, drawn a few env steps earlier.
+  """
+
+  def __init__(self, mixer: Mixer, prepare: Callable[[types.Batch], Any] = lambda b: b):
+    """`batch(step)` returns `prepare(mixer.batch(step))` (e.g. with teacher labels)."""
+    self.mixer = mixer
+    self._prepare = prepare
+    self._requests = queue.SimpleQueue()
+    self._results = queue.SimpleQueue()
+    self._pending = None  # The step being built, if any.
+    # A daemon: a run that stops mid-prefetch must not wait for the sample.
+    self._thread = threading.Thread(target=self._work, name='mixer-prefetch', daemon=True)
+    self._thread.start()
+
+  def _work(self) -> None:
+    while True:
+      step = self._requests.get()
+      if step is None:
+        return
+      try:
+        self._results.put((step, self._prepare(self.mixer.batch(step)), None))
+      except Exception as e:  # pylint: disable=broad-except
+        self._results.put((step, None, e))  # Raised in the learner's thread.
+
+  def prefetch(self, step: int) -> None:
+    """Starts building `step`'s batch (no-op while another one is pending)."""
+    if self._pending is None:
+      self._pending = step
+      self._requests.put(step)
+
+  def batch(self, step: int):
+    """`step`'s prepared batch: the prefetched one, or built now if none is pending."""
+    if self._pending is None:
+      return self._prepare(self.mixer.batch(step))
+    built, batch, error = self._results.get()
+    self._pending = None
+    if error is not None:
+      raise error
+    if built != step:
+      raise AssertionError(f'Prefetched the batch of step {built}, asked for {step}.')
+    return batch
+
+  def close(self, timeout_s: float = 60.0) -> None:
+    """Waits up to `timeout_s` for a pending batch, then stops the thread."""
+    if self._pending is not None:
+      try:
+        self._results.get(timeout=timeout_s)
+      except queue.Empty:
+        pass
+      self._pending = None
+    self._requests.put(None)

@@ -402,6 +402,8 @@ class _Run:
               item_shuffle=config.offline_shuffle)))
     self.mixer = mixer_lib.Mixer(config.batch_size, self._offline_fraction,
                                  offline_buffer, online_buffer)
+    self.prefetcher = mixer_lib.Prefetcher(
+        self.mixer, prepare=lambda b: (b, self.learner.teacher_labels(b)))
     self.evaluator = evaluation.Evaluator(config.triplet, config.obs, config.episode_steps,
                                           config.image_size)
     self.summary = tf.summary.create_file_writer(os.path.join(self.workdir, TENSORBOARD_DIR))
@@ -411,9 +413,12 @@ class _Run:
     self.episodes_since_checkpoint = 0
     self.episodes_this_process = 0
     self.last_checkpoint = self.learner.checkpointer.latest
-    # This process only (not saved): where the learner's time goes.
+    # This process only (not saved): where the learner's time goes.  The
+    # first grad step (tf.function tracing, stream start-up) is kept apart so
+    # that data_wait_s and learner_s describe the steady state.
     self.timing = collections.Counter(data_wait_s=0.0, learner_s=0.0, actor_s=0.0,
-                                      actor_wait_s=0.0)
+                                      actor_wait_s=0.0, first_step_s=0.0)
+    self._first_step = True
 
   # --- data ------------------------------------------------------------------
 
@@ -437,15 +442,21 @@ class _Run:
     step = self.ledger.grad_steps
     k = self.mixer.num_offline(step)
     start = time.perf_counter()
-    batch = self.mixer.batch(step)
+    batch, teacher_labels = self.prefetcher.batch(step)
     fetched = time.perf_counter()
+    if self._ready(step + 1):
+      self.prefetcher.prefetch(step + 1)
     try:
-      metrics = self.learner.step(batch)
-      self.timing['data_wait_s'] += fetched - start
-      self.timing['learner_s'] += time.perf_counter() - fetched
+      metrics = self.learner.step(batch, teacher_labels)
     except learner_lib.NonFiniteError as e:
       self.ledger.write(self.workdir)
       raise TrainingError(f'{e} Stopped; last checkpoint: {self.last_checkpoint}.') from e
+    if self._first_step:
+      self.timing['first_step_s'] += time.perf_counter() - start
+      self._first_step = False
+    else:
+      self.timing['data_wait_s'] += fetched - start
+      self.timing['learner_s'] += time.perf_counter() - fetched
     self.ledger.grad_steps += 1
     self.ledger.offline_items += k
     self.ledger.online_items += self.config.batch_size - k
@@ -627,6 +638,8 @@ class _Run:
     return self.ledger.replay_inserts >= self.config.min_replay_size
 
   def close(self, failed: bool = False) -> None:
+    # A batch still being sampled finishes before Reverb stops under it.
+    self.prefetcher.close(timeout_s=1.0 if failed else self.config.replay_timeout_ms / 1000)
     if self.pool is not None:
       # After a failure the actors' work is moot: terminate them at once.
       self.pool.stop(timeout_s=0.0 if failed else None)

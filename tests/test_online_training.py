@@ -120,6 +120,39 @@ def test_mixed_batches_have_exact_counts_and_follow_the_schedule(data_dir):
     mixer_lib.Mixer(4, lambda s: 0.5, None, online).batch(0)
 
 
+def test_prefetched_batches_equal_batches_built_on_demand(data_dir):
+  episodes = teacher_dataset.load_teacher_dataset(
+      f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}', data_dir)
+
+  def mixer():
+    stream = mixer_lib.offline_chunks(episodes, OFFLINE * STEPS, seed=3,
+                                      config=mixer_lib.OfflineStreamConfig(chunk=7))
+    return mixer_lib.Mixer(16, lambda s: 1.0, mixer_lib.ItemBuffer(stream), None)
+  plain, prefetcher = mixer(), mixer_lib.Prefetcher(mixer())
+  for step in range(12):
+    got = prefetcher.batch(step)
+    if step % 3:  # Mixed with steps built on demand (nothing pending).
+      prefetcher.prefetch(step + 1)
+    want = plain.batch(step)
+    np.testing.assert_array_equal(got.action, want.action)
+    np.testing.assert_array_equal(got.observation['proprio'], want.observation['proprio'])
+  prefetcher.prefetch(12)
+  with pytest.raises(AssertionError, match='step 12, asked for 13'):
+    prefetcher.batch(13)
+  prefetcher.close()
+
+  # A source that fails on the prefetch thread fails the learner's next batch.
+  def failing():
+    raise ValueError('shard 3 is corrupted')
+    yield  # pylint: disable=unreachable
+  broken = mixer_lib.Prefetcher(
+      mixer_lib.Mixer(4, lambda s: 1.0, mixer_lib.ItemBuffer(failing()), None))
+  broken.prefetch(0)
+  with pytest.raises(ValueError, match='shard 3 is corrupted'):
+    broken.batch(0)
+  broken.close()
+
+
 def test_offline_stream_is_a_function_of_seed_and_item(data_dir):
   episodes = teacher_dataset.load_teacher_dataset(
       f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}', data_dir)
@@ -206,10 +239,10 @@ def test_nan_loss_stops_with_step_metric_and_checkpoint(data_dir, tmp_path, monk
   from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
   original = learner_lib.Learner.step
 
-  def poisoned(self, batch):
+  def poisoned(self, batch, teacher_labels=None):
     if self.num_steps == 3:
       raise learner_lib.NonFiniteError('Non-finite critic_loss=nan at learner step 3.')
-    return original(self, batch)
+    return original(self, batch, teacher_labels)
 
   monkeypatch.setattr(learner_lib.Learner, 'step', poisoned)
   config = _config(data_dir, tmp_path / 'run', 'CRR', grad_steps=6, checkpoint_every_s=0)
