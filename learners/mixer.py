@@ -204,10 +204,10 @@ class Prefetcher:
   Acme's learners prefetch their dataset for the same reason: the teacher
   stream's slicing, the Reverb sampler and the teacher's relabelling (in
   `prepare`) then overlap the grad step (and, in the synchronous loop, the
-  actor's env steps) instead of preceding it.  What
-  a batch holds does not change: offline items come in the same order (the
-  stream is a function of the step), and online items are a uniform sample of
-  the table either way, drawn a few env steps earlier.
+  actor's env steps) instead of preceding it.  What a batch holds does not
+  change: offline items come in the same order (the stream is a function of
+  the step), and online items are a uniform sample of the table either way,
+  drawn a few env steps earlier.
   """
 
   def __init__(self, mixer: Mixer, prepare: Callable[[types.Batch], Any] = lambda b: b):

@@ -58,6 +58,29 @@ def test_same_seed_same_batches_same_metrics(teacher):
   assert run() == run()
 
 
+def test_teacher_labels_computed_ahead_give_the_same_step(teacher):
+  """The input thread's labels (training's Prefetcher) change nothing."""
+  def run(ahead, shift=0.0):
+    rng = np.random.default_rng(1)
+    learner = learner_lib.Learner('R-CRR', dataclasses.replace(STATE, seed=3), teacher=teacher)
+    metrics = []
+    for _ in range(3):
+      batch = util.random_batch(rng, 8)
+      labels = None
+      if ahead:
+        mean, stddev = learner.teacher_labels(batch)
+        labels = (mean + shift, stddev)
+      metrics.append(learner.step(batch, labels))
+    return metrics
+  assert run(ahead=True) == run(ahead=False)
+  assert run(ahead=True, shift=0.5) != run(ahead=False)  # The given labels are used.
+  mean, stddev = learner_lib.Learner('R-CRR', STATE, teacher=teacher).teacher_labels(
+      util.random_batch(np.random.default_rng(2), 8))
+  assert mean.shape == stddev.shape == (8, specs.ACTION_DIM) and mean.dtype == np.float32
+  assert learner_lib.Learner('CRR', STATE).teacher_labels(util.random_batch(
+      np.random.default_rng(2), 8)) is None
+
+
 def test_checkpoint_restores_everything_and_training_continues_identically(tmp_path, teacher):
   rng = np.random.default_rng(2)
   batches = [util.random_batch(rng, 8) for _ in range(6)]
