@@ -81,6 +81,24 @@ def _open_epoch(episodes: tf.data.Dataset, seed: int, epoch: int, offset: int,
   return next(chunks, None), chunks
 
 
+def _in_background(fn, *args) -> futures.Future:
+  """`fn(*args)` on a daemon thread.
+
+  Not a ThreadPoolExecutor: an abandoned stream is finalised by the garbage
+  collector at any point, on any thread, and an executor's shutdown then joins
+  its worker there (which deadlocked inside another thread's start-up).
+  """
+  future = futures.Future()
+
+  def run():
+    try:
+      future.set_result(fn(*args))
+    except Exception as e:  # pylint: disable=broad-except
+      future.set_exception(e)  # Raised where the result is asked for.
+  threading.Thread(target=run, name='offline-epoch', daemon=True).start()
+  return future
+
+
 def offline_chunks(episodes: tf.data.Dataset, items_per_epoch: int, seed: int,
                    start_item: int = 0,
                    config: OfflineStreamConfig = OfflineStreamConfig()) -> Iterator[dict]:
@@ -105,20 +123,19 @@ def offline_chunks(episodes: tf.data.Dataset, items_per_epoch: int, seed: int,
   if items_per_epoch < 1:
     raise ValueError(f'items_per_epoch must be >= 1, got {items_per_epoch}.')
   epoch, offset = divmod(int(start_item), int(items_per_epoch))
-  with futures.ThreadPoolExecutor(1, thread_name_prefix='offline-epoch') as opener:
-    upcoming = opener.submit(_open_epoch, episodes, seed, epoch, offset, config)
-    while True:
-      first, rest = upcoming.result()
-      upcoming = opener.submit(_open_epoch, episodes, seed, epoch + 1, 0, config)
-      count = offset
-      for chunk in itertools.chain([first] if first is not None else [], rest):
-        count += len(chunk['action'])
-        yield chunk
-      if count != items_per_epoch:
-        # The resume arithmetic (start_item -> epoch, offset) relies on it.
-        raise ValueError(f'Epoch {epoch} of the teacher dataset had {count} transitions, '
-                         f'expected items_per_epoch={items_per_epoch}.')
-      epoch, offset = epoch + 1, 0
+  upcoming = _in_background(_open_epoch, episodes, seed, epoch, offset, config)
+  while True:
+    first, rest = upcoming.result()
+    upcoming = _in_background(_open_epoch, episodes, seed, epoch + 1, 0, config)
+    count = offset
+    for chunk in itertools.chain([first] if first is not None else [], rest):
+      count += len(chunk['action'])
+      yield chunk
+    if count != items_per_epoch:
+      # The resume arithmetic (start_item -> epoch, offset) relies on it.
+      raise ValueError(f'Epoch {epoch} of the teacher dataset had {count} transitions, '
+                       f'expected items_per_epoch={items_per_epoch}.')
+    epoch, offset = epoch + 1, 0
 
 
 class ItemBuffer:
