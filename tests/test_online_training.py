@@ -168,6 +168,9 @@ def test_offline_stream_is_a_function_of_seed_and_item(data_dir):
   a, b = first['action'][:per_epoch], first['action'][per_epoch:2 * per_epoch]
   assert not np.array_equal(a, b)
   np.testing.assert_array_equal(np.sort(a, axis=0), np.sort(b, axis=0))
+  # Epoch pipelines are destroyed at every boundary; with autotuning on, that
+  # froze the learner process for seconds (see `offline_epoch`).
+  assert not mixer_lib.offline_epoch(episodes, 5, 0, cfg).options().autotune.enabled
 
 
 def test_budget_and_method_errors_come_before_any_work(tmp_path):
