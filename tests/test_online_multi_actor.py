@@ -22,7 +22,8 @@ from learners import networks
 from learners import replay
 from learners import training
 from pipelines import episode_log
-from test_online_training import OFFLINE, STEPS, _config, _launch, data_dir  # pylint: disable=unused-import
+from test_online_training import (  # pylint: disable=unused-import
+    OFFLINE, STEPS, _config, _launch, _resume_flags, data_dir)
 
 ONLINE = 5  # Online episodes of each multi-actor run.
 
@@ -158,13 +159,7 @@ def test_killed_actor_is_reported_and_the_run_stops(data_dir, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_killed_learner_resumes_with_two_actors(data_dir, tmp_path):
-  common = ['--method', 'r_crr', '--triplet', 'triplet1', '--teacher', 'generalization',
-            '--obs', 'state', '--budget', str(OFFLINE + 7), '--offline_episodes', str(OFFLINE),
-            '--data_dir', data_dir, '--build_dataset', 'false', '--episode_steps', str(STEPS),
-            '--batch_size', '16', '--min_replay_size', '10', '--eval_every', '0',
-            '--final_eval_episodes', '2', '--network_size', '32', '--progress', 'false',
-            '--checkpoint_every_episodes', '2', '--checkpoint_every_s', '1e9',
-            '--num_actors', '2']
+  common = _resume_flags(data_dir) + ['--num_actors', '2']
   killed = str(tmp_path / 'killed')
   # The learner SIGKILLs itself at 5 counted episodes; its last checkpoint holds 4.
   proc = _launch(common + ['--workdir', killed, '--fault_kill_after_episodes', '5'])

@@ -258,13 +258,18 @@ def _launch(args, **kwargs):
                         capture_output=True, text=True, timeout=600, **kwargs)
 
 
+def _resume_flags(data_dir):
+  """A tiny R-CRR launch (7 online episodes) that checkpoints every 2 episodes."""
+  return ['--method', 'r_crr', '--triplet', 'triplet1', '--teacher', 'generalization',
+          '--obs', 'state', '--budget', str(OFFLINE + 7), '--offline_episodes', str(OFFLINE),
+          '--data_dir', data_dir, '--build_dataset', 'false', '--episode_steps', str(STEPS),
+          '--batch_size', '16', '--min_replay_size', '10', '--eval_every', '0',
+          '--final_eval_episodes', '2', '--network_size', '32', '--progress', 'false',
+          '--checkpoint_every_episodes', '2', '--checkpoint_every_s', '1e9']
+
+
 def test_killed_run_resumes_to_the_same_ledger(data_dir, tmp_path):
-  common = ['--method', 'r_crr', '--triplet', 'triplet1', '--teacher', 'generalization',
-            '--obs', 'state', '--budget', str(OFFLINE + 7), '--offline_episodes', str(OFFLINE),
-            '--data_dir', data_dir, '--build_dataset', 'false', '--episode_steps', str(STEPS),
-            '--batch_size', '16', '--min_replay_size', '10', '--eval_every', '0',
-            '--final_eval_episodes', '2', '--network_size', '32', '--progress', 'false',
-            '--checkpoint_every_episodes', '2', '--checkpoint_every_s', '1e9']
+  common = _resume_flags(data_dir)
   reference = str(tmp_path / 'reference')
   proc = _launch(common + ['--workdir', reference])
   assert proc.returncode == 0, proc.stderr[-3000:]
