@@ -71,9 +71,8 @@ def offline_epoch(episodes: tf.data.Dataset, seed: int, epoch: int,
   # A spent epoch's iterator is destroyed at every epoch boundary, and with
   # autotuning on, that destructor joins the autotune thread while holding
   # the GIL: with 2 actor processes on 2 cores, the learner process froze for
-  # up to 2.7 s per boundary (and for 10-20 s once in the first steps).  The
-  # epoch is buffered by the item shuffle when it opens, so autotuning its
-  # parallelism bought nothing here.
+  # up to 2.7 s per boundary.  The epoch is buffered by the item shuffle when
+  # it opens, so autotuning its parallelism bought nothing here.
   options.autotune.enabled = False
   return items.with_options(options)
 
