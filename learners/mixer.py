@@ -244,13 +244,16 @@ class Prefetcher:
     self._thread = threading.Thread(target=self._work, name='mixer-prefetch', daemon=True)
     self._thread.start()
 
+  def _build(self, step: int):
+    return self._prepare(self.mixer.batch(step))
+
   def _work(self) -> None:
     while True:
       step = self._requests.get()
       if step is None:
         return
       try:
-        self._results.put((step, self._prepare(self.mixer.batch(step)), None))
+        self._results.put((step, self._build(step), None))
       except Exception as e:  # pylint: disable=broad-except
         self._results.put((step, None, e))  # Raised in the learner's thread.
 
@@ -263,7 +266,7 @@ class Prefetcher:
   def batch(self, step: int):
     """`step`'s prepared batch: the prefetched one, or built now if none is pending."""
     if self._pending is None:
-      return self._prepare(self.mixer.batch(step))
+      return self._build(step)
     built, batch, error = self._results.get()
     self._pending = None
     if error is not None:
