@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@start=$$(date +%s); \
 	$(PY) -m learners.study --spec studies/demo.yaml --workdir runs/demo --workers 2; rc=$$?; \
-	if [ $$rc -le 1 ]; then $(PY) -m learners.report runs/demo || rc=1; fi; \
+	if [ $$rc -le 1 ]; then $(PY) -m learners.study.report runs/demo || rc=1; fi; \
 	echo "main job finished (exit $$rc) in $$(( ($$(date +%s) - start) / 60 )) min; report: runs/demo/report/report.md"; \
 	exit $$rc
 

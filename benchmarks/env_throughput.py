@@ -18,8 +18,6 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 # llvmpipe rasteriser is told to use one thread too.
 os.environ.setdefault('LP_NUM_THREADS', '1')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-
 import envs  # pylint: disable=g-import-not-at-top
 
 

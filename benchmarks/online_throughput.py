@@ -26,11 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from learners import actors as actors_lib  # pylint: disable=g-import-not-at-top
 from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
-from learners import mixer as mixer_lib  # pylint: disable=g-import-not-at-top
-from learners import replay as replay_lib  # pylint: disable=g-import-not-at-top
-from learners import training  # pylint: disable=g-import-not-at-top
+from learners.training import actors as actors_lib  # pylint: disable=g-import-not-at-top
+from learners.training import config as config_lib  # pylint: disable=g-import-not-at-top
+from learners.training import loop  # pylint: disable=g-import-not-at-top
+from learners.training import mixer as mixer_lib  # pylint: disable=g-import-not-at-top
+from learners.training import replay as replay_lib  # pylint: disable=g-import-not-at-top
 from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
 from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
 from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
@@ -112,30 +113,30 @@ def bench_actor(server, seconds):
 def bench_end_to_end(data_dir, budget_online, num_actors=1):
   workdir = tempfile.mkdtemp(prefix='online_bench_')
   try:
-    config = training.RunConfig(
+    config = config_lib.RunConfig(
         method='R-CRR', triplet='triplet1', teacher='generalization', obs='state',
         offline_episodes=EPISODES, budget=EPISODES + budget_online, workdir=workdir,
         data_dir=data_dir, build_dataset=False, episode_steps=STEPS, min_replay_size=STEPS,
         eval_every=0, final_eval_episodes=1, progress=False, log_every=1000,
         num_actors=num_actors)
     start = time.perf_counter()
-    summary = training.train(config, log=lambda *a: None)
+    summary = loop.train(config, log=lambda *a: None)
     wall = time.perf_counter() - start
     ledger, timing = summary['ledger'], summary['timing']
     if num_actors == 1:
       figure = 'sync_loop_r_crr'
-      loop = timing['actor_s'] + timing['data_wait_s'] + timing['learner_s']
+      loop_s = timing['actor_s'] + timing['data_wait_s'] + timing['learner_s']
     else:
       # Collection time: the online phase without spawning the actors.
       figure = 'multi_actor_r_crr'
-      loop = timing['online_s'] - timing['actor_start_s']
+      loop_s = timing['online_s'] - timing['actor_start_s']
     extra = {}
     if num_actors > 1:
       extra = dict(actor_start_s=round(timing['actor_start_s'], 1),
-                   learner_wait_on_actors_fraction=round(timing['actor_wait_s'] / loop, 3))
+                   learner_wait_on_actors_fraction=round(timing['actor_wait_s'] / loop_s, 3))
     _emit(figure=figure, actors=num_actors,
-          env_steps_per_s=round(ledger['env_steps'] / loop, 1),
-          grad_steps_per_s=round(ledger['grad_steps'] / loop, 1),
+          env_steps_per_s=round(ledger['env_steps'] / loop_s, 1),
+          grad_steps_per_s=round(ledger['grad_steps'] / loop_s, 1),
           learner_steps_per_s_of_learner_time=round(ledger['grad_steps'] / timing['learner_s'], 1),
           data_wait_fraction=round(timing['data_wait_s'] /
                                    (timing['data_wait_s'] + timing['learner_s']), 3),

@@ -14,7 +14,19 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 # parallel data collection runs one env per core anyway.
 os.environ.setdefault('LP_NUM_THREADS', '1')
 
-from envs.specs import OBS_MODES  # pylint: disable=g-import-not-at-top
-from envs.stacking import StackingEnv, make_env  # pylint: disable=g-import-not-at-top
-from envs.triplets import TRIPLET_NAMES, Triplet, get_triplet  # pylint: disable=g-import-not-at-top
-from envs.teachers import TEACHER_NAMES, make_teacher  # pylint: disable=g-import-not-at-top
+# The simulator and the teachers load on first use (PEP 562), so a tool that
+# only needs `envs.specs` or `envs.triplets` (the study runner's dry run) does
+# not pay for MuJoCo's scene building or the teachers' meshes.
+_LAZY = {
+    'OBS_MODES': 'envs.specs',
+    'StackingEnv': 'envs.stacking', 'make_env': 'envs.stacking',
+    'TRIPLET_NAMES': 'envs.triplets', 'Triplet': 'envs.triplets', 'get_triplet': 'envs.triplets',
+    'TEACHER_NAMES': 'envs.teachers', 'make_teacher': 'envs.teachers',
+}
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    import importlib  # pylint: disable=g-import-not-at-top
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

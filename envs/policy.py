@@ -6,7 +6,7 @@ query it on batches of logged states).
 """
 
 import dataclasses
-from typing import Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Optional, Protocol
 
 import numpy as np
 
@@ -42,3 +42,15 @@ def action_of(dist: GaussianAction, mode: str, rng: np.random.Generator) -> np.n
     return dist.sample(rng)
   raise ValueError(f'Unknown policy mode {mode!r}; valid choices: deterministic, stochastic.')
 
+
+
+def call_unbatched(distribution_fn: Callable[[Mapping[str, np.ndarray]], GaussianAction],
+                   observation: Mapping[str, np.ndarray],
+                   keys: Optional[Iterable[str]] = None) -> GaussianAction:
+  """A batched `distribution_fn` on one observation: adds the batch axis, takes it off.
+
+  `keys`: the observation entries to pass (default: all).
+  """
+  keys = observation.keys() if keys is None else keys
+  dist = distribution_fn({k: np.asarray(observation[k])[None] for k in keys})
+  return GaussianAction(np.asarray(dist.mean)[0], np.asarray(dist.stddev)[0])

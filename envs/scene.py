@@ -22,10 +22,10 @@ SUBSTEPS = round(1.0 / (specs.CONTROL_HZ * PHYSICS_TIMESTEP))
 BASKET_CENTER = np.array([0.6, 0.0])
 BASKET_HALF_SIZE = np.array([0.2, 0.2])
 WALL_HEIGHT = 0.05
-GRIPPER_HOME = np.array([0.6, 0.0, 0.25])
+GRIPPER_HOME = specs.GRIPPER_HOME
 # Slide ranges around home keep the gripper inside the cell.
 GRIPPER_RANGE = np.array([[-0.25, 0.25], [-0.25, 0.25], [-0.25, 0.12]])
-FINGER_MAX_OPENING = 0.045  # per finger, from the centre: 9 cm between pads.
+FINGER_MAX_OPENING = specs.FINGER_MAX_OPENING
 OBJECT_NAMES = ('red', 'green', 'blue')
 ACTUATOR_ORDER = ('finger_left', 'finger_right', 'vx', 'vy', 'vz', 'vyaw')
 COLORS = {'red': (1, 0, 0, 1), 'green': (0, 1, 0, 1), 'blue': (0, 0, 1, 1)}

@@ -25,6 +25,10 @@ ACTION_NAMES = ('vx', 'vy', 'vz', 'vyaw', 'gripper')
 # Physical scale of a unit action (m/s for xyz, rad/s for yaw).
 MAX_LINEAR_SPEED = 0.25
 MAX_YAW_SPEED = 2.0
+# Where the gripper rests (world frame, m) and how far each finger opens: the
+# scale of the proprio entries, shared by the scene and the students' encoders.
+GRIPPER_HOME = np.array([0.6, 0.0, 0.25])
+FINGER_MAX_OPENING = 0.045  # per finger, from the centre: 9 cm between pads.
 
 CAMERA_NAMES = ('camera_left', 'camera_right')
 DEFAULT_IMAGE_SIZE = 64

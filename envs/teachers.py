@@ -27,7 +27,7 @@ import numpy as np
 
 from envs import scene
 from envs import specs
-from envs.policy import GaussianAction
+from envs.policy import GaussianAction, call_unbatched
 from envs.triplets import Triplet, get_triplet
 
 TEACHER_NAMES = ('mastery', 'generalization')
@@ -38,7 +38,7 @@ _MISJUDGEMENT = 0.06
 
 
 @dataclasses.dataclass(frozen=True)
-class TeacherConfig:
+class ScriptedTeacherConfig:
   """Knobs of the scripted controller (all distances in metres)."""
   stddev: float = 0.15      # action noise in stochastic mode (action units)
   # Fraction of blue orientations the teacher misjudges, per triplet name;
@@ -56,10 +56,10 @@ class TeacherConfig:
 TEACHER_CONFIGS = {
     # Blind-spot fractions calibrated so deterministic success lands near the
     # paper's Table I; see docs/teachers.md for the measured table.
-    'mastery': TeacherConfig(stddev=0.15, default_blind_spot=0.2, blind_spot={
+    'mastery': ScriptedTeacherConfig(stddev=0.15, default_blind_spot=0.2, blind_spot={
         'triplet1': 0.14, 'triplet2': 0.30, 'triplet3': 0.10, 'triplet4': 0.19,
         'triplet5': 0.08}),
-    'generalization': TeacherConfig(stddev=0.2, default_blind_spot=0.5, blind_spot={
+    'generalization': ScriptedTeacherConfig(stddev=0.2, default_blind_spot=0.5, blind_spot={
         'triplet1': 0.53, 'triplet2': 0.47, 'triplet3': 0.66, 'triplet4': 0.13,
         'triplet5': 0.13}),
 }
@@ -107,19 +107,17 @@ def _on_batch(observation: Mapping[str, np.ndarray], dtype, fn) -> GaussianActio
   """Calls fn(proprio, object_poses) -> (mean, stddev) on a batch, batching one observation."""
   proprio = np.asarray(observation['proprio'], dtype)
   poses = np.asarray(observation['object_poses'], dtype)
-  batched = proprio.ndim == 2
-  if not batched:
-    proprio, poses = proprio[None], poses[None]
+  if proprio.ndim == 1:
+    return call_unbatched(lambda batch: _on_batch(batch, dtype, fn),
+                          dict(proprio=proprio, object_poses=poses))
   mean, stddev = (np.asarray(x, np.float32) for x in fn(proprio, poses))
-  if not batched:
-    mean, stddev = mean[0], stddev[0]
   return GaussianAction(mean, stddev)
 
 
 class ScriptedTeacher:
   """A Markov grasp-lift-place controller; see the module docstring."""
 
-  def __init__(self, name: str, triplet, config: TeacherConfig = None):
+  def __init__(self, name: str, triplet, config: ScriptedTeacherConfig = None):
     if name not in TEACHER_CONFIGS and config is None:
       raise ValueError(f'Unknown teacher {name!r}; valid choices: {", ".join(TEACHER_NAMES)}, '
                        'or a path to a TF SavedModel policy.')

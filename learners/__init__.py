@@ -1,6 +1,14 @@
-"""One learner for every method of the study (Eq. (3) + distributional critic)."""
+"""robot-time's learners, in three layers (imports point one way, down):
 
-from learners.learner import Learner, LearnerConfig, NonFiniteError
-from learners.methods import METHOD_TABLE, METHODS, Method, get_method
-from learners.networks import NetworkConfig
-from learners.types import Batch
+  learners/            the algorithm: method rows (Table II), the Eq. (3) learner,
+                       weightings, losses, priors, critic maths, networks,
+                       schedules, batch types, checkpointing.  No Reverb,
+                       envlogger, Beam or simulator.
+  learners/training/   one run: config, setup, the offline and online loops,
+                       actors, replay, mixer, ledger, evaluation, launch CLI.
+  learners/study/      the study: spec, grid, cost, runner, results, report,
+                       recommender.  No TensorFlow at module level.
+
+This package imports nothing itself, so `python -m learners.study --dry_run`
+stays free of TensorFlow.
+"""

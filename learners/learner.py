@@ -22,6 +22,7 @@ from learners import networks
 from learners import optimizers
 from learners import priors
 from learners import types
+from learners import weightings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,37 +241,38 @@ class Learner:
     metrics['q_target_mean'] = tf.reduce_mean(tf.reduce_sum(target * support, axis=-1))
     return loss
 
-  def _weights(self, batch, actions, online_dist, eta, metrics):
-    """w(s, a) for the [N, B] prior samples, per the method's weighting."""
+  def _score(self, batch, actions, online_dist, metrics):
+    """Target-critic Q of the prior's [N, B] actions and of the [M, B] policy samples.
+
+    One critic call scores both: the state is embedded once.
+    """
     m = self.method
-    if m.weighting == 'none':
-      return tf.ones(tf.shape(actions)[:2])
+    num_prior = m.num_prior_samples
     support = self._target_critic.support
     embedding = self._target_critic.embed(batch.observation)
-    num_prior = m.num_prior_samples
-    if m.weighting == 'advantage':
-      # V(s) = E_{a ~ pi_theta}[Q(s, a)] from m policy samples, scored in the
-      # same critic call as the prior's actions.
-      policy_actions = priors.sample_gaussian(*online_dist, m.advantage_samples, self._rng)
+    num_policy = weightings.num_policy_samples(m)
+    if num_policy:
+      policy_actions = priors.sample_gaussian(*online_dist, num_policy, self._rng)
       actions = tf.concat([actions, policy_actions], axis=0)
     q_all = distributional.mean_value(
         self._target_critic.logits_from_embedding(embedding, actions), support)
-    q = q_all[:num_prior]  # [N, B]
+    q = q_all[:num_prior]
     metrics['q_prior_mean'] = tf.reduce_mean(q)
     metrics['q_prior_max'] = tf.reduce_max(q)
     metrics['q_prior_min'] = tf.reduce_min(q)
-    if m.weighting == 'advantage':
-      value = tf.reduce_mean(q_all[num_prior:], axis=0)
-      weights, advantage = losses.crr_weights(q, value[None], eta, m.weight_clip)
-      metrics['advantage_mean'] = tf.reduce_mean(advantage)
-      metrics['advantage_max'] = tf.reduce_max(advantage)
-      return weights
-    if m.weighting == 'mpo':
+    return q, q_all[num_prior:]
+
+  def _weights(self, batch, actions, online_dist, eta, metrics):
+    """w(s, a) for the [N, B] prior samples: the row's function in `WEIGHTINGS`."""
+    m = self.method
+    q = q_policy = None
+    if m.uses_critic:
+      q, q_policy = self._score(batch, actions, online_dist, metrics)
+    if m.uses_duals:
       eta = self._duals.temperature
-    weights = losses.softmax_weights(q, tf.stop_gradient(eta))
-    metrics['kl_nonparametric'] = losses.nonparametric_kl(weights)
-    if m.weighting == 'mpo':
-      metrics['temperature_loss'] = losses.temperature_dual_loss(q, eta, m.epsilon)
+    weights, weight_metrics = weightings.WEIGHTINGS[m.weighting](
+        weightings.WeightingInputs(m, actions, q, q_policy, eta))
+    metrics.update(weight_metrics)
     return weights
 
   def _step(self, batch: types.Batch, eta, beta, teacher):
@@ -290,14 +292,14 @@ class Learner:
     with tf.GradientTape(persistent=True) as tape:
       online_dist = self._policy(batch.observation)
       # pi_k at s: only for a target-based prior or MPO's trust region.
-      needs_target = m.prior == 'target' or m.weighting == 'mpo'
+      needs_target = m.prior == 'target' or m.uses_duals
       target_dist = self._target_policy(batch.observation) if needs_target else None
       actions, from_teacher = self._prior_actions(batch, target_dist, beta, teacher)
       critic_loss = self._critic_loss(batch, metrics) if m.uses_critic else 0.0
       weights = self._weights(batch, actions, online_dist, eta, metrics)
       log_probs = losses.gaussian_log_prob(online_dist[0][None], online_dist[1][None],
                                            actions)
-      if m.weighting == 'mpo':
+      if m.uses_duals:
         policy_loss, alpha_loss, kl_stats = losses.mpo_trust_region_loss(
             online_dist, target_dist, actions, weights, self._duals.alpha_mean,
             self._duals.alpha_stddev, m.epsilon_mean, m.epsilon_stddev)
@@ -315,7 +317,7 @@ class Learner:
       grads = tape.gradient(critic_loss, critic_vars)
       grads, _ = tf.clip_by_global_norm(grads, cfg.max_gradient_norm)
       self._critic_optimizer.apply(grads, critic_vars)
-    if m.weighting == 'mpo':
+    if m.uses_duals:
       dual_vars = self._duals.trainable_variables
       self._dual_optimizer.apply(tape.gradient(dual_loss, dual_vars), dual_vars)
       self._duals.project()

@@ -118,26 +118,27 @@ class MPODuals(snt.Module):
                name: str = 'mpo_duals'):
     super().__init__(name=name)
     inv = lambda x: math.log(math.expm1(x))  # Inverse softplus.
-    self.log_temperature = tf.Variable(inv(init_temperature), dtype=tf.float32,
-                                       name='log_temperature')
-    self.log_alpha_mean = tf.Variable(tf.fill([action_dim], inv(init_alpha_mean)),
-                                      name='log_alpha_mean')
-    self.log_alpha_stddev = tf.Variable(tf.fill([action_dim], inv(init_alpha_stddev)),
-                                        name='log_alpha_stddev')
+    self.pre_softplus_temperature = tf.Variable(
+        inv(init_temperature), dtype=tf.float32, name='pre_softplus_temperature')
+    self.pre_softplus_alpha_mean = tf.Variable(
+        tf.fill([action_dim], inv(init_alpha_mean)), name='pre_softplus_alpha_mean')
+    self.pre_softplus_alpha_stddev = tf.Variable(
+        tf.fill([action_dim], inv(init_alpha_stddev)), name='pre_softplus_alpha_stddev')
 
   def project(self) -> None:
     """Keeps the parameters where softplus is not numerically zero."""
-    for var in (self.log_temperature, self.log_alpha_mean, self.log_alpha_stddev):
+    for var in (self.pre_softplus_temperature, self.pre_softplus_alpha_mean,
+                self.pre_softplus_alpha_stddev):
       var.assign(tf.maximum(var, -18.0))
 
   @property
   def temperature(self) -> tf.Tensor:
-    return tf.nn.softplus(self.log_temperature) + 1e-8
+    return tf.nn.softplus(self.pre_softplus_temperature) + 1e-8
 
   @property
   def alpha_mean(self) -> tf.Tensor:
-    return tf.nn.softplus(self.log_alpha_mean) + 1e-8
+    return tf.nn.softplus(self.pre_softplus_alpha_mean) + 1e-8
 
   @property
   def alpha_stddev(self) -> tf.Tensor:
-    return tf.nn.softplus(self.log_alpha_stddev) + 1e-8
+    return tf.nn.softplus(self.pre_softplus_alpha_stddev) + 1e-8

@@ -19,11 +19,17 @@ Weightings:
              across the prior samples of each state, fixed eta (R-CRR).
   mpo        as softmax but eta is a learned dual keeping KL(pi_imp || pi_prior) <= epsilon,
              plus MPO's decoupled per-dimension mean/stddev trust regions (MPO, R-MPO).
-Q is the mean of the target critic's return distribution.
+Q is the mean of the target critic's return distribution.  Each weighting is a
+short function of one signature in `weightings.py`; the learner looks it up by
+the row's `weighting`.
+
+Facts about a method live on its row: its `key` ('r_crr', the CLI spelling),
+its `kind` (offline / mixed / online), its offline pre-training steps, and
+`with_overrides` for the paper's beta and batch-ratio sweeps.
 """
 
 import dataclasses
-from typing import Mapping, Union
+from typing import Mapping, Optional, Union
 
 from learners import schedules
 
@@ -33,6 +39,11 @@ PRIORS = ('behavior', 'target', 'teacher')
 WEIGHTINGS = ('none', 'advantage', 'softmax', 'mpo')
 TEACHER_ACTIONS = ('sample', 'mean')
 REWARDS = ('sparse', 'shaped')
+
+
+def method_key(name: str) -> str:
+  """'R-CRR' and 'r-crr' -> 'r_crr'."""
+  return name.lower().replace('-', '_')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +87,66 @@ class Method:
   def uses_critic(self) -> bool:
     return self.weighting != 'none'
 
+  @property
+  def uses_duals(self) -> bool:
+    """MPO's KL-constrained temperature and trust region (learned Lagrange multipliers)."""
+    return self.weighting == 'mpo'
+
+  @property
+  def key(self) -> str:
+    """The command-line spelling: 'R-CRR' -> 'r_crr'."""
+    return method_key(self.name)
+
+  @property
+  def kind(self) -> str:
+    """'offline' (dataset only), 'online' (replay only) or 'mixed'."""
+    if self.offline_fraction == _DATASET:
+      return 'offline'
+    if self.offline_fraction == _REPLAY:
+      return 'online'
+    return 'mixed'
+
+  @property
+  def is_online(self) -> bool:
+    """Collects student episodes (spends online budget)."""
+    return self.kind != 'offline'
+
+  @property
+  def pretrain_steps(self) -> int:
+    """Dataset-only steps before it first wants replay items (AWAC: 500 k)."""
+    schedule = self.offline_fraction
+    if isinstance(schedule, schedules.Piecewise):
+      steps = 0
+      for step, value in schedule.knots:
+        if value < 1.0:
+          break
+        steps = step
+      return steps
+    if isinstance(schedule, schedules.Linear) and schedule.start >= 1.0:
+      return schedule.begin_step
+    return 0
+
+  def with_overrides(self, beta: Optional[float] = None,
+                     offline_fraction: Optional[float] = None) -> 'Method':
+    """This row with a run's `beta` / `offline_fraction` replaced by constants."""
+    changes = {}
+    if beta is not None:
+      if not 0.0 <= beta <= 1.0:
+        raise ValueError(f'beta must be in [0, 1], got {beta}.')
+      if self.prior == 'teacher':
+        raise ValueError(f'{self.name} samples its prior from the teacher only; beta mixes '
+                         'the teacher into a behavior or target prior (e.g. R-CRR, R-MPO).')
+      changes['beta'] = schedules.Constant(float(beta))
+    if offline_fraction is not None:
+      if not self.is_online:
+        raise ValueError(f'{self.name} is offline-only: every batch item is from the '
+                         'dataset, so offline_fraction cannot be changed.')
+      if not 0.0 <= offline_fraction < 1.0:
+        raise ValueError(f'offline_fraction of an online method must be in [0, 1), got '
+                         f'{offline_fraction} (1 would make it offline-only).')
+      changes['offline_fraction'] = schedules.Constant(float(offline_fraction))
+    return dataclasses.replace(self, **changes) if changes else self
+
 
 _AWAC_OFFLINE = schedules.piecewise((0, 1.0), (500_000, 1.0), (1_100_000, 0.2))
 _AWAC_ETA = schedules.Linear(start=1.0, end=0.1, begin_step=400_000, end_step=500_000)
@@ -104,13 +175,16 @@ METHOD_TABLE = (
 )
 
 METHODS: Mapping[str, Method] = {m.name: m for m in METHOD_TABLE}
+METHOD_KEYS = tuple(m.key for m in METHOD_TABLE)
 
 
 def get_method(name_or_method: Union[str, Method]) -> Method:
-  """A row by name (or a user-built `Method`, returned as is)."""
+  """A row by any spelling ('R-CRR', 'r_crr', 'r-crr'); a user-built `Method` as is."""
   if isinstance(name_or_method, Method):
     return name_or_method
-  if name_or_method not in METHODS:
-    raise ValueError(f'Unknown method {name_or_method!r}; known methods: '
-                     f'{", ".join(METHODS)}.')
-  return METHODS[name_or_method]
+  by_key = {m.key: m for m in METHOD_TABLE}
+  key = method_key(str(name_or_method))
+  if key not in by_key:
+    raise ValueError(f'Unknown method {name_or_method!r}; valid: {", ".join(METHOD_KEYS)} '
+                     f'(or {", ".join(METHODS)}).')
+  return by_key[key]

@@ -13,7 +13,6 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
-from envs import scene
 from envs import specs
 
 
@@ -46,7 +45,7 @@ class LayerNormEncoder(snt.Module):
 # so online-only methods without a dataset scale the same way and runs stay
 # reproducible).  Raw poses are metres over a ~0.5 m workspace while a grasp
 # needs ~1 cm precision: unscaled, those differences are tiny at the input.
-_WORKSPACE_CENTRE = (float(scene.GRIPPER_HOME[0]), float(scene.GRIPPER_HOME[1]), 0.1)
+_WORKSPACE_CENTRE = (float(specs.GRIPPER_HOME[0]), float(specs.GRIPPER_HOME[1]), 0.1)
 _POSITION_SCALE = 0.1  # m
 _OFFSET_SCALE = 0.05   # m, for the relative offsets a grasp/place acts on.
 
@@ -63,7 +62,7 @@ def state_features(proprio: tf.Tensor, object_poses: tf.Tensor) -> tf.Tensor:
   centre = tf.constant(_WORKSPACE_CENTRE, tf.float32)
   gripper = proprio[..., 0:3]
   positions, quats = poses[..., 0:3], poses[..., 3:7]
-  opening = proprio[..., 5:6] / scene.FINGER_MAX_OPENING - 1.0  # 2 fingers: [0, 2x].
+  opening = proprio[..., 5:6] / specs.FINGER_MAX_OPENING - 1.0  # 2 fingers: [0, 2x].
   velocities = tf.concat([proprio[..., 6:9] / specs.MAX_LINEAR_SPEED,
                           proprio[..., 9:10] / specs.MAX_YAW_SPEED], -1)
   offsets = positions - gripper[..., None, :]

@@ -18,13 +18,13 @@ from typing import Iterable, Optional
 import tensorflow_datasets as tfds
 
 from envs import specs
+from envs import teachers
+from envs import triplets
 from pipelines import rlds_spec
 
 PAPER_SIZES = (1000, 2500, 5000, 7500, 10000, 12500, 15000)
 DEMO_SIZES = (4, 8, 50, 200)
 STANDARD_SIZES = DEMO_SIZES + PAPER_SIZES
-TRIPLETS = tuple(f'triplet{i}' for i in range(1, 6))
-TEACHERS = ('mastery', 'generalization')
 DEFAULT_POLICY_MODE = 'stochastic'
 
 _NAME_RE = re.compile(
@@ -116,7 +116,7 @@ def make_config(triplet: str, teacher: str, obs_mode: str, size: int,
 def standard_configs(sizes: Iterable[int] = STANDARD_SIZES
                      ) -> list[TeacherConfig]:
   return [make_config(t, teacher, obs, size)
-          for t in TRIPLETS for teacher in TEACHERS
+          for t in triplets.TRIPLET_NAMES for teacher in teachers.TEACHER_NAMES
           for obs in specs.OBS_MODES for size in sizes]
 
 

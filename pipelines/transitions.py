@@ -25,7 +25,6 @@ over truncation: a terminal last step zeroes the discount even if the logged
 d_{T-2} says otherwise.
 """
 
-import dataclasses
 from typing import Optional
 
 import rlds
@@ -33,12 +32,6 @@ import tensorflow as tf
 
 # Upper bound on steps per episode; episodes are batched whole.
 _MAX_EPISODE_STEPS = 1 << 16
-
-
-@dataclasses.dataclass(frozen=True)
-class NStepConfig:
-  n_step: int = 1
-  gamma: float = 0.99
 
 
 def episode_transitions(steps: dict, n_step: int, gamma: float) -> dict:

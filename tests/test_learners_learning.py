@@ -11,7 +11,7 @@ from learners import methods
 from learners import networks
 from learners import schedules
 from learners import types
-import test_learners_util as util
+import learner_fixtures as util
 
 NETS = networks.NetworkConfig(encoder_size=64, policy_torso=(64,), critic_torso=(64,),
                               v_min=-4.0, v_max=6.0, num_atoms=51)

@@ -12,6 +12,7 @@ from learners import losses
 from learners import methods
 from learners import priors
 from learners import schedules
+from learners import weightings
 
 
 # --- Categorical projection ---------------------------------------------------
@@ -99,8 +100,8 @@ def test_mpo_temperature_dual_solves_the_kl_constraint():
     for _ in tf.range(3000):
       with tf.GradientTape() as tape:
         loss = losses.temperature_dual_loss(q, duals.temperature, epsilon)
-      grad = tape.gradient(loss, duals.log_temperature)
-      duals.log_temperature.assign_sub(0.05 * grad)  # Plain gradient descent.
+      grad = tape.gradient(loss, duals.pre_softplus_temperature)
+      duals.pre_softplus_temperature.assign_sub(0.05 * grad)  # Plain gradient descent.
 
   descend()
   weights = losses.softmax_weights(q, duals.temperature)
@@ -190,3 +191,32 @@ def test_clip_constant_matches_log_clip():
   w, _ = losses.crr_weights(tf.constant([[math.log(20.0)]]), tf.constant([[0.0]]),
                             tf.constant(1.0), 20.0)
   assert w.numpy()[0, 0] == pytest.approx(20.0)
+
+
+def test_weightings_table_covers_every_row_and_gives_known_weights():
+  assert set(weightings.WEIGHTINGS) == set(methods.WEIGHTINGS)
+  q = tf.constant([[1.0, 0.0], [3.0, 0.0]])  # [N=2 prior samples, B=2 states]
+  q_policy = tf.constant([[0.0, 0.0], [2.0, 0.0]])  # V = mean = [1, 0]
+  eta = tf.constant(2.0)
+
+  def weigh(name, row='CRR'):
+    inputs = weightings.WeightingInputs(methods.METHODS[row], tf.zeros([2, 2, 5]), q,
+                                        q_policy, eta)
+    return weightings.WEIGHTINGS[name](inputs)
+
+  ones, _ = weigh('none', 'BC')
+  np.testing.assert_array_equal(ones.numpy(), np.ones((2, 2)))
+  # CRR: exp(A / eta) with A = Q - V: [[0, 0], [2, 0]] / 2.
+  crr, stats = weigh('advantage')
+  np.testing.assert_allclose(crr.numpy(), np.exp([[0.0, 0.0], [1.0, 0.0]]), rtol=1e-6)
+  assert float(stats['advantage_max']) == pytest.approx(2.0)
+  # R-CRR: N * softmax_n(Q / eta) per state; state 0: exp([0.5, 1.5]) normalised.
+  soft, _ = weigh('softmax', 'R-CRR')
+  expected0 = 2 * np.exp([0.5, 1.5]) / np.exp([0.5, 1.5]).sum()
+  np.testing.assert_allclose(soft.numpy()[:, 0], expected0, rtol=1e-6)
+  np.testing.assert_allclose(soft.numpy()[:, 1], [1.0, 1.0], rtol=1e-6)
+  mpo, stats = weigh('mpo', 'MPO')
+  np.testing.assert_allclose(mpo.numpy(), soft.numpy(), rtol=1e-6)
+  assert 'temperature_loss' in stats
+  assert weightings.num_policy_samples(methods.METHODS['CRR']) == 4
+  assert weightings.num_policy_samples(methods.METHODS['R-CRR']) == 0

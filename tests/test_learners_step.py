@@ -12,7 +12,7 @@ from learners import learner as learner_lib
 from learners import methods
 from learners import priors
 from learners import types
-import test_learners_util as util
+import learner_fixtures as util
 
 STATE = learner_lib.LearnerConfig(obs_mode='state', nets=util.SMALL_NETS)
 VISION = learner_lib.LearnerConfig(obs_mode='vision', nets=util.SMALL_NETS, image_size=64)
@@ -99,8 +99,8 @@ def test_checkpoint_restores_everything_and_training_continues_identically(tmp_p
   # The newest checkpoint is the one written above (max_to_keep, no later saves).
   assert resumed.restore()
   assert resumed.num_steps == 3
-  assert resumed._duals.log_temperature.numpy() != pytest.approx(  # pylint: disable=protected-access
-      learner_lib.Learner('MPO', config, teacher=teacher)._duals.log_temperature.numpy())  # pylint: disable=protected-access
+  assert resumed._duals.pre_softplus_temperature.numpy() != pytest.approx(  # pylint: disable=protected-access
+      learner_lib.Learner('MPO', config, teacher=teacher)._duals.pre_softplus_temperature.numpy())  # pylint: disable=protected-access
   replayed = [resumed.step(b) for b in batches[3:]]
   assert replayed == continued
 

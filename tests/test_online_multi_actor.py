@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 
 from envs import specs
-from learners import actors as actors_lib
-from learners import distributed
-from learners import launch
 from learners import learner as learner_lib
-from learners import ledger as ledger_lib
 from learners import networks
-from learners import replay
-from learners import training
+from learners.training import actors as actors_lib
+from learners.training import distributed
+from learners.training import faults
+from learners.training import launch
+from learners.training import ledger as ledger_lib
+from learners.training import loop
+from learners.training import replay
+from learners.training import workdir as run_files
 from pipelines import episode_log
 from test_online_training import (  # pylint: disable=unused-import
     OFFLINE, STEPS, _config, _launch, _resume_flags, data_dir)
@@ -31,7 +33,7 @@ ONLINE = 5  # Online episodes of each multi-actor run.
 def _episodes_by_segment(workdir):
   """{segment name: [episode seeds]} of a run's online episode log."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  root = os.path.join(workdir, training.EPISODE_LOG_DIR)
+  root = os.path.join(workdir, run_files.EPISODE_LOG_DIR)
   out = {}
   for segment in episode_log.recover_segments(root):
     episodes = tfds.builder_from_directory(segment).as_dataset(split='train')
@@ -103,7 +105,7 @@ def test_two_actors_spend_the_budget_exactly(data_dir, tmp_path, method):
       base, budget=base.offline_episodes + ONLINE, num_actors=2, variable_update_period=5,
       # Episode-count checkpoints exercise the pause-and-drain path.
       checkpoint_every_episodes=2 if method == 'R-CRR' else 0)
-  summary = training.train(config, log=lambda *a: None)
+  summary = loop.train(config, log=lambda *a: None)
   ledger = ledger_lib.Ledger.read(config.workdir)
   assert ledger.done and ledger.spent == ledger.budget == config.budget
   assert ledger.online_episodes == ONLINE and ledger.discarded_episodes == 0
@@ -121,13 +123,13 @@ def test_two_actors_spend_the_budget_exactly(data_dir, tmp_path, method):
   assert seeds == sorted(actors_lib.student_episode_seed('triplet1', config.seed, i)
                          for i in range(ONLINE))
   if method == 'R-CRR':
-    states = os.listdir(os.path.join(config.workdir, training.STATE_DIR))
+    states = os.listdir(os.path.join(config.workdir, run_files.STATE_DIR))
     assert len(states) >= 2  # Mid-run checkpoints plus the final one.
   else:
     # The same episodes as a single-actor run of the same config.
     single = dataclasses.replace(config, num_actors=1, workdir=str(tmp_path / 'single'),
                                  eval_every=0)
-    training.train(single, log=lambda *a: None)
+    loop.train(single, log=lambda *a: None)
     single_seeds = sorted(s for segment in _episodes_by_segment(single.workdir).values()
                           for s in segment)
     assert single_seeds == seeds
@@ -135,7 +137,7 @@ def test_two_actors_spend_the_budget_exactly(data_dir, tmp_path, method):
   assert not multiprocessing.active_children()
 
 
-def test_killed_actor_is_reported_and_the_run_stops(data_dir, tmp_path, capsys):
+def test_killed_actor_is_reported_and_the_run_stops(data_dir, tmp_path, capsys, monkeypatch):
   workdir = str(tmp_path / 'run')
   args = ['--method', 'dagger', '--triplet', 'triplet1', '--teacher', 'generalization',
           '--obs', 'state', '--budget', '40', '--offline_episodes', '0',
@@ -144,7 +146,8 @@ def test_killed_actor_is_reported_and_the_run_stops(data_dir, tmp_path, capsys):
           '--final_eval_episodes', '2', '--network_size', '32', '--progress', 'false',
           '--num_actors', '2', '--checkpoint_every_episodes', '1',
           '--checkpoint_every_s', '1e9', '--replay_timeout_ms', '30000',
-          '--fault_kill_actor_after_episodes', '2', '--workdir', workdir]
+          '--workdir', workdir]
+  monkeypatch.setenv(faults.KILL_ACTOR_AFTER_EPISODES, '2')
   start = time.monotonic()
   assert launch.main(args) == 1
   elapsed = time.monotonic() - start
@@ -162,7 +165,8 @@ def test_killed_learner_resumes_with_two_actors(data_dir, tmp_path):
   common = _resume_flags(data_dir) + ['--num_actors', '2']
   killed = str(tmp_path / 'killed')
   # The learner SIGKILLs itself at 5 counted episodes; its last checkpoint holds 4.
-  proc = _launch(common + ['--workdir', killed, '--fault_kill_after_episodes', '5'])
+  proc = _launch(common + ['--workdir', killed],
+                 env=dict(os.environ, **{faults.KILL_AFTER_EPISODES: '5'}))
   assert proc.returncode == -9, proc.stderr[-3000:]
   proc = _launch(common + ['--workdir', killed, '--resume'])
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -9,9 +9,9 @@ import reverb
 import tensorflow as tf
 
 from envs import specs
-from learners import actors as actors_lib
-from learners import ledger as ledger_lib
-from learners import replay
+from learners.training import actors as actors_lib
+from learners.training import ledger as ledger_lib
+from learners.training import replay
 from pipelines import episode_log
 from pipelines import transitions as transitions_lib
 

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from learners import ledger as ledger_lib
 from learners import methods as methods_lib
-from learners import mixer as mixer_lib
-from learners import training
+from learners.training import config as config_lib
+from learners.training import faults
+from learners.training import ledger as ledger_lib
+from learners.training import loop
+from learners.training import mixer as mixer_lib
+from learners.training import workdir as run_files
 from pipelines import build_teacher_datasets
 from pipelines import episode_log
 from pipelines import teacher_dataset
@@ -35,10 +38,9 @@ def data_dir(tmp_path_factory):
 
 
 def _config(data_dir, workdir, method, **overrides):
-  method_row = training.resolve_method(method)
-  online = training.is_online(method_row)
-  replay_only = method_row.offline_fraction == methods_lib.METHODS['MPO'].offline_fraction
-  offline = 0 if replay_only else OFFLINE
+  method_row = methods_lib.get_method(method)
+  online = method_row.is_online
+  offline = 0 if method_row.kind == 'online' else OFFLINE
   base = dict(
       method=method, triplet='triplet1', teacher='generalization', obs='state',
       offline_episodes=offline, budget=(offline + 3) if online else None,
@@ -48,22 +50,22 @@ def _config(data_dir, workdir, method, **overrides):
       eval_episodes=1, final_eval_episodes=2, network_size=32, log_every=1,
       progress=False, offline_shuffle=64)
   base.update(overrides)
-  return training.RunConfig(**base)
+  return config_lib.RunConfig(**base)
 
 
 def _logged_episodes(workdir):
-  builder = episode_log.student_builder(os.path.join(workdir, training.EPISODE_LOG_DIR))
+  builder = episode_log.student_builder(os.path.join(workdir, run_files.EPISODE_LOG_DIR))
   return builder.info.splits['train'].num_examples
 
 
 @pytest.mark.parametrize('method', [m.name for m in methods_lib.METHOD_TABLE])
 def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
   config = _config(data_dir, tmp_path / 'run', method)
-  summary = training.train(config, log=lambda *a: None)
+  summary = loop.train(config, log=lambda *a: None)
   ledger = ledger_lib.Ledger.read(config.workdir)
   assert ledger.done
-  row = training.resolve_method(method)
-  if training.is_online(row):
+  row = methods_lib.get_method(method)
+  if row.is_online:
     assert ledger.spent == ledger.budget == config.budget
     assert ledger.online_episodes == config.budget - config.offline_episodes
     assert ledger.env_steps == ledger.online_episodes * STEPS
@@ -79,21 +81,21 @@ def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
     assert ledger.online_episodes == 0 and ledger.env_steps == 0
     assert ledger.grad_steps == config.grad_steps
     assert ledger.budget == ledger.spent == OFFLINE
-    assert not os.path.exists(os.path.join(config.workdir, training.EPISODE_LOG_DIR))
+    assert not os.path.exists(os.path.join(config.workdir, run_files.EPISODE_LOG_DIR))
   assert ledger.offline_items + ledger.online_items == ledger.grad_steps * config.batch_size
   assert ledger.offline_items == mixer_lib.offline_items_before(
       ledger.grad_steps, lambda s: 1.0 if s < (config.offline_pretrain_steps or 0)
       else row.offline_fraction(s), config.batch_size)
   assert ledger.eval_episodes == (ledger.grad_steps // 4) * 1 + 2
-  evals = json.load(open(os.path.join(config.workdir, training.EVAL_FILE)))
+  evals = json.load(open(os.path.join(config.workdir, run_files.EVAL_FILE)))
   assert evals[-1]['label'] == 'final' and evals[-1]['episodes'] == 2
   assert summary['final_eval']['ci95'][0] <= summary['final_eval']['success_rate']
-  metrics = [json.loads(l) for l in open(os.path.join(config.workdir, training.METRICS_FILE))]
+  metrics = [json.loads(l) for l in open(os.path.join(config.workdir, run_files.METRICS_FILE))]
   assert len(metrics) == ledger.grad_steps
   assert all(np.isfinite(v) for m in metrics for v in m.values())
-  saved = json.load(open(os.path.join(config.workdir, training.CONFIG_FILE)))
+  saved = json.load(open(os.path.join(config.workdir, run_files.CONFIG_FILE)))
   assert saved['method'] == method and saved['budget'] == config.budget
-  assert os.listdir(os.path.join(config.workdir, training.TENSORBOARD_DIR))
+  assert os.listdir(os.path.join(config.workdir, run_files.TENSORBOARD_DIR))
 
 
 def test_mixed_batches_have_exact_counts_and_follow_the_schedule(data_dir):
@@ -185,14 +187,14 @@ def test_budget_and_method_errors_come_before_any_work(tmp_path):
   ]
   for kwargs, message in cases:
     with pytest.raises(ledger_lib.BudgetError, match=message):
-      training.train(training.RunConfig(workdir=str(workdir), **kwargs))
+      loop.train(config_lib.RunConfig(workdir=str(workdir), **kwargs))
   with pytest.raises(ValueError, match='Unknown method'):
-    training.train(training.RunConfig(method='ppo', workdir=str(workdir)))
+    loop.train(config_lib.RunConfig(method='ppo', workdir=str(workdir)))
   assert not workdir.exists()
 
 
 def test_beta_and_offline_fraction_overrides_replace_the_row(data_dir, tmp_path):
-  row = training.apply_overrides(methods_lib.METHODS['R-CRR'], 0.25, 0.3)
+  row = methods_lib.METHODS['R-CRR'].with_overrides(0.25, 0.3)
   assert row.beta(0) == row.beta(10**6) == 0.25
   assert row.offline_fraction(0) == row.offline_fraction(10**6) == 0.3
   assert (row.prior, row.weighting) == ('behavior', 'softmax')
@@ -206,24 +208,24 @@ def test_beta_and_offline_fraction_overrides_replace_the_row(data_dir, tmp_path)
           'replay only')]
   for kwargs, message in bad:
     with pytest.raises(ValueError, match=message):
-      training.check_config(training.RunConfig(workdir=str(tmp_path / 'x'), **kwargs))
+      config_lib.check_config(config_lib.RunConfig(workdir=str(tmp_path / 'x'), **kwargs))
   # A real run follows the overrides: every batch has round(0.25 * 16) = 4 dataset
   # items, and the prior mixes in the teacher with share 1.
   config = _config(data_dir, tmp_path / 'run', 'R-CRR', beta=1.0, offline_fraction=0.25)
-  training.train(config, log=lambda *a: None)
+  loop.train(config, log=lambda *a: None)
   ledger = ledger_lib.Ledger.read(config.workdir)
   assert ledger.offline_items == 4 * ledger.grad_steps
-  metrics = [json.loads(l) for l in open(os.path.join(config.workdir, training.METRICS_FILE))]
+  metrics = [json.loads(l) for l in open(os.path.join(config.workdir, run_files.METRICS_FILE))]
   assert {(m['beta'], m['offline_fraction']) for m in metrics} == {(1.0, 0.25)}
 
 
 def test_refuses_to_reinitialise_a_workdir_with_checkpoints(data_dir, tmp_path):
   config = _config(data_dir, tmp_path / 'run', 'BC', grad_steps=2)
-  training.train(config, log=lambda *a: None)
+  loop.train(config, log=lambda *a: None)
   with pytest.raises(FileExistsError, match='--resume'):
-    training.train(config, log=lambda *a: None)
+    loop.train(config, log=lambda *a: None)
   with pytest.raises(ValueError, match='differ'):
-    training.train(dataclasses.replace(config, resume=True, seed=9), log=lambda *a: None)
+    loop.train(dataclasses.replace(config, resume=True, seed=9), log=lambda *a: None)
 
 
 def test_same_seed_same_numbers_offline(data_dir, tmp_path):
@@ -232,8 +234,8 @@ def test_same_seed_same_numbers_offline(data_dir, tmp_path):
   for name in ('a', 'b'):
     config = _config(data_dir, tmp_path / name, 'CRR', grad_steps=5, eval_every=0,
                      final_eval_episodes=2)
-    summary = training.train(config, log=lambda *a: None)
-    metrics = [json.loads(l) for l in open(os.path.join(config.workdir, training.METRICS_FILE))]
+    summary = loop.train(config, log=lambda *a: None)
+    metrics = [json.loads(l) for l in open(os.path.join(config.workdir, run_files.METRICS_FILE))]
     results.append((summary['final_eval'], metrics))
   assert results[0] == results[1]
 
@@ -249,12 +251,12 @@ def test_nan_loss_stops_with_step_metric_and_checkpoint(data_dir, tmp_path, monk
 
   monkeypatch.setattr(learner_lib.Learner, 'step', poisoned)
   config = _config(data_dir, tmp_path / 'run', 'CRR', grad_steps=6, checkpoint_every_s=0)
-  with pytest.raises(training.TrainingError, match=r'critic_loss.*step 3.*ckpt-3'):
-    training.train(config, log=lambda *a: None)
+  with pytest.raises(config_lib.TrainingError, match=r'critic_loss.*step 3.*ckpt-3'):
+    loop.train(config, log=lambda *a: None)
 
 
 def _launch(args, **kwargs):
-  return subprocess.run([sys.executable, '-m', 'learners.launch'] + args, cwd=REPO,
+  return subprocess.run([sys.executable, '-m', 'learners.training.launch'] + args, cwd=REPO,
                         capture_output=True, text=True, timeout=600, **kwargs)
 
 
@@ -275,7 +277,8 @@ def test_killed_run_resumes_to_the_same_ledger(data_dir, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   killed = str(tmp_path / 'killed')
   # SIGKILL after 5 episodes: the last checkpoint holds 4, episode 5 is on disk only.
-  proc = _launch(common + ['--workdir', killed, '--fault_kill_after_episodes', '5'])
+  proc = _launch(common + ['--workdir', killed],
+                 env=dict(os.environ, **{faults.KILL_AFTER_EPISODES: '5'}))
   assert proc.returncode == -9, proc.stderr[-3000:]
   proc = _launch(common + ['--workdir', killed])
   assert proc.returncode == 1 and '--resume' in proc.stderr
@@ -298,12 +301,12 @@ def test_same_seed_same_counts_and_episodes_online(data_dir, tmp_path):
   ledgers, seeds = [], []
   for name in ('a', 'b'):
     config = _config(data_dir, tmp_path / name, 'DAgger', eval_every=0)
-    training.train(config, log=lambda *a: None)
+    loop.train(config, log=lambda *a: None)
     ledger = ledger_lib.Ledger.read(config.workdir)
     ledger.wall_time_s = 0.0
     ledgers.append(ledger)
     builder = episode_log.student_builder(os.path.join(config.workdir,
-                                                       training.EPISODE_LOG_DIR))
+                                                       run_files.EPISODE_LOG_DIR))
     episodes = builder.as_dataset(split='train').map(lambda e: e['episode_seed'])
     seeds.append(sorted(int(s) for s in episodes.as_numpy_iterator()))
   assert ledgers[0] == ledgers[1]

@@ -6,7 +6,10 @@ import os
 import pytest
 import yaml
 
-from learners import study
+from learners.study import cost as cost_lib
+from learners.study import grid
+from learners.study import runner
+from learners.study import spec as spec_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,8 +21,8 @@ def _spec(tmp_path, data, name='s.yaml'):
 
 
 def test_study_paper_grid_size():
-  spec = study.load_spec(os.path.join(REPO, 'studies', 'paper_sim.yaml'))
-  runs = study.expand(spec)
+  spec = spec_lib.load_spec(os.path.join(REPO, 'studies', 'paper_sim.yaml'))
+  runs = grid.expand(spec)
   # Per (triplet, teacher, seed): 6 mixed methods x (2 + 4 + 6) sizes below the
   # budgets 5000/10000/15000, plus BC, CRR, DAgger, MPO at each budget.
   assert len(runs) == (6 * 12 + 4 * 3) * 5 * 2 * 2
@@ -28,14 +31,14 @@ def test_study_paper_grid_size():
   assert all(c['offline_episodes'] == c['budget'] for c in crr)
   mpo = [r.config for r in runs if r.config['method'] == 'MPO']
   assert all(c['offline_episodes'] == 0 for c in mpo)
-  groups = study.dataset_groups(runs)
+  groups = grid.dataset_groups(runs)
   assert len(groups) == 10  # One Beam job per (triplet, teacher), state obs.
   assert max(next(iter(groups.values()))) == 15000
 
 
 def test_study_laptop_and_demo_specs_expand():
   for name in ('laptop', 'demo'):
-    runs = study.expand(study.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
+    runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
 
@@ -45,8 +48,8 @@ def test_study_invalid_entries_listed_together(tmp_path):
                 triplets=['triplet1', 'triplet9'], overrides={'temperature': [0.5]}),
       sweeps=[dict(name='offline_only', methods=['CRR'], budgets=[100],
                    offline_episodes=[50])]))
-  with pytest.raises(study.SpecError) as e:
-    study.expand(study.load_spec(path))
+  with pytest.raises(spec_lib.SpecError) as e:
+    grid.expand(spec_lib.load_spec(path))
   text = str(e.value)
   assert "Unknown method 'SAC'" in text
   assert "unknown triplet 'triplet9'" in text
@@ -57,10 +60,10 @@ def test_study_invalid_entries_listed_together(tmp_path):
 
 
 def test_study_unknown_keys_rejected(tmp_path):
-  with pytest.raises(study.SpecError, match='unknown keys'):
-    study.load_spec(_spec(tmp_path, dict(grid=dict(methods=['BC'], budgets=[5]), gird={})))
-  with pytest.raises(study.SpecError, match='cannot be set there'):
-    study.expand(study.load_spec(_spec(tmp_path, dict(
+  with pytest.raises(spec_lib.SpecError, match='unknown keys'):
+    spec_lib.load_spec(_spec(tmp_path, dict(grid=dict(methods=['BC'], budgets=[5]), gird={})))
+  with pytest.raises(spec_lib.SpecError, match='cannot be set there'):
+    grid.expand(spec_lib.load_spec(_spec(tmp_path, dict(
         grid=dict(methods=['BC'], budgets=[5]), defaults=dict(seed=3, nonsense=1)))))
 
 
@@ -68,8 +71,8 @@ def test_study_launcher_checks_run_up_front(tmp_path):
   path = _spec(tmp_path, dict(grid=dict(methods=['R-CRR'], budgets=[10],
                                         offline_episodes=[5]),
                               defaults=dict(batch_size=0)))
-  with pytest.raises(study.SpecError, match='batch_size must be >= 1'):
-    study.expand(study.load_spec(path))
+  with pytest.raises(spec_lib.SpecError, match='batch_size must be >= 1'):
+    grid.expand(spec_lib.load_spec(path))
 
 
 def test_study_beta_and_batch_ratio_sweeps(tmp_path):
@@ -79,24 +82,24 @@ def test_study_beta_and_batch_ratio_sweeps(tmp_path):
                    overrides={'beta': [0.0, 1.0]}),
               dict(name='batch_ratio', methods=['R-CRR'], budgets=[10],
                    offline_episodes=[5], overrides={'offline_fraction': [0.25]})]))
-  runs = study.expand(study.load_spec(path))
+  runs = grid.expand(spec_lib.load_spec(path))
   assert sorted((r.sweep, r.config['beta'], r.config['offline_fraction']) for r in runs) == [
       ('batch_ratio', None, 0.25), ('beta', 0.0, None), ('beta', 1.0, None),
       ('grid', None, None)]
   bad = _spec(tmp_path, dict(grid=dict(methods=['DAgger'], budgets=[10],
                                        overrides={'beta': [0.5]})))
-  with pytest.raises(study.SpecError, match='teacher only'):
-    study.expand(study.load_spec(bad))
+  with pytest.raises(spec_lib.SpecError, match='teacher only'):
+    grid.expand(spec_lib.load_spec(bad))
 
 
 def test_study_config_hash():
-  runs = study.expand(study.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
+  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
   config = dict(runs[0].settings)
-  key = study.config_hash(config)
-  assert key == study.config_hash(dict(reversed(list(config.items()))))  # Order-free.
-  assert key == study.config_hash(dict(config, data_dir='/elsewhere', progress=True,
+  key = grid.config_hash(config)
+  assert key == grid.config_hash(dict(reversed(list(config.items()))))  # Order-free.
+  assert key == grid.config_hash(dict(config, data_dir='/elsewhere', progress=True,
                                        checkpoint_every_s=1.0))  # Not identity.
-  assert key != study.config_hash(dict(config, seed=config['seed'] + 1))
+  assert key != grid.config_hash(dict(config, seed=config['seed'] + 1))
   assert runs[0].name.endswith(key)
 
 
@@ -105,52 +108,52 @@ def test_study_sweep_duplicates_run_once(tmp_path):
       grid=dict(methods=['R-CRR'], budgets=[10], offline_episodes=[5]),
       sweeps=[dict(name='batch', methods=['R-CRR'], budgets=[10], offline_episodes=[5],
                    overrides={'batch_size': [32, 64]})]))
-  runs = study.expand(study.load_spec(path))
+  runs = grid.expand(spec_lib.load_spec(path))
   # batch_size 64 is the default: that sweep run is the grid run.
   assert sorted(r.config['batch_size'] for r in runs) == [32, 64]
   assert [r.sweep for r in runs if r.config['batch_size'] == 64] == ['grid']
 
 
 def test_study_run_state(tmp_path):
-  runs = study.expand(study.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
+  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
   (run,) = [r for r in runs if r.settings['method'] == 'CRR' and r.settings['budget'] == 60]
   run_dir = tmp_path / run.name
-  assert study.run_state(str(run_dir), run.settings) == 'new'
+  assert grid.run_state(str(run_dir), run.settings) == 'new'
   run_dir.mkdir()
   (run_dir / 'launch.log').write_text('started\n')
-  assert study.run_state(str(run_dir), run.settings) == 'partial'
+  assert grid.run_state(str(run_dir), run.settings) == 'partial'
   # What the launcher writes: every field resolved (offline-only: budget None),
   # plus fields a newer launcher may have added.
   saved = dict(run.config, data_dir='/x', workdir=str(run_dir), method_row='...',
                budget=None, some_new_launcher_field=1)
   (run_dir / 'config.json').write_text(json.dumps(saved))
-  assert study.run_state(str(run_dir), run.settings) == 'partial'
+  assert grid.run_state(str(run_dir), run.settings) == 'partial'
   (run_dir / 'summary.json').write_text('{}')
-  assert study.run_state(str(run_dir), run.settings) == 'done'
+  assert grid.run_state(str(run_dir), run.settings) == 'done'
   (run_dir / 'config.json').write_text(json.dumps(dict(saved, seed=99)))
-  assert study.run_state(str(run_dir), run.settings) == 'conflict'
+  assert grid.run_state(str(run_dir), run.settings) == 'conflict'
 
 
 def test_study_cost_arithmetic():
-  runs = study.expand(study.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
+  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
   by = {(r.config['method'], r.config['budget'], r.config['offline_episodes']): r
         for r in runs}
-  cost = study.run_cost(by[('R-CRR', 120, 30)])
+  cost = cost_lib.run_cost(by[('R-CRR', 120, 30)])
   assert cost.online_episodes == 90
   assert cost.grad_steps == 90 * 400 // 5
   evals = cost.grad_steps // 2000 * 10 + 50
   assert cost.eval_episodes == evals
   assert cost.env_steps == (90 + evals) * 400
-  crr = study.run_cost(by[('CRR', 60, 60)])
+  crr = cost_lib.run_cost(by[('CRR', 60, 60)])
   assert (crr.online_episodes, crr.grad_steps) == (0, 4000)
 
 
 def test_study_dry_run_cli(tmp_path, capsys):
-  assert study.main(['--spec', os.path.join(REPO, 'studies', 'laptop.yaml'),
+  assert runner.main(['--spec', os.path.join(REPO, 'studies', 'laptop.yaml'),
                      '--workdir', str(tmp_path / 'w'), '--dry_run']) == 0
   out = capsys.readouterr().out
   assert 'estimated time' in out and '[new     ]' in out
   assert not os.path.exists(tmp_path / 'w')  # A dry run writes nothing.
   bad = _spec(tmp_path, dict(grid=dict(methods=['SAC'], budgets=[5])))
-  assert study.main(['--spec', bad, '--dry_run']) == 2
+  assert runner.main(['--spec', bad, '--dry_run']) == 2
   assert "Unknown method 'SAC'" in capsys.readouterr().err

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from envs import evaluate as envs_evaluate
-from learners import recommend
-from learners import report
-from learners import study_results
+from learners.study import recommend
+from learners.study import report
+from learners.study import results as study_results
 
 
 def _write(path, data):

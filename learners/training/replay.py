@@ -22,6 +22,7 @@ import reverb
 import tensorflow as tf
 
 from envs import specs
+from learners.training import workdir
 
 TABLE = 'transitions'
 # Beside (not inside) the checkpoint dir: Reverb's checkpointer prunes every
@@ -140,10 +141,6 @@ class ReplayServer:
     self.address = f'localhost:{self._server.port}'
     self.client = reverb.Client(self.address)
 
-  @property
-  def port(self) -> int:
-    return self._server.port
-
   def size(self) -> int:
     return int(self.client.server_info(timeout=self.config.timeout_ms // 1000 or 1)[TABLE]
                .current_size)
@@ -153,8 +150,7 @@ class ReplayServer:
     if self._checkpoint_dir is None:
       return None
     path = self.client.checkpoint()
-    from learners import ledger  # pylint: disable=g-import-not-at-top
-    ledger.write_json_atomic(os.path.normpath(self._checkpoint_dir) + CONFIG_SUFFIX,
+    workdir.write_json_atomic(os.path.normpath(self._checkpoint_dir) + CONFIG_SUFFIX,
                              self._digest)
     return path
 

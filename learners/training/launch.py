@@ -1,6 +1,6 @@
 r"""Launch one run of the study: a method under a data budget.
 
-  python -m learners.launch --method r_crr --triplet triplet1 \
+  python -m learners.training.launch --method r_crr --triplet triplet1 \
       --teacher generalization --obs state --budget 10000 \
       --offline_episodes 5000 --workdir runs/x
 
@@ -10,7 +10,9 @@ episodes, starts a Reverb server on localhost, collects student episodes
 (`--num_actors N` > 1: in N actor processes that feed the server over gRPC),
 evaluates, and writes ledger.json, config.json, eval.json, summary.json,
 metrics.jsonl, TensorBoard events and checkpoints under --workdir.
-Offline-only methods (bc, crr) train for --grad_steps instead.
+Offline-only methods (bc, crr) train for --grad_steps instead.  The
+console shows the run's own lines and a progress bar; the libraries' log
+lines go to <workdir>/run.log (`--verbosity 1` shows them).
 `--config file.yaml|json` sets defaults; flags given on the command line win.
 """
 
@@ -21,28 +23,9 @@ import os
 import sys
 from typing import Optional, Sequence, get_args
 
-from learners import training
-
-_HELP = {
-    'method': 'bc, crr, crr_mixed, awac, dagger, dagger_mixed, mpo, r_mpo, r_crr, r_crr_target',
-    'budget': 'episodes on the target task: offline_episodes + online episodes '
-              '(offline-only methods: omit, or = offline_episodes)',
-    'offline_episodes': 'teacher dataset size (0 for online-only methods)',
-    'grad_steps': 'gradient steps of offline-only methods',
-    'offline_pretrain_steps': 'offline-only steps before collection (default: from the '
-                              'method schedule, AWAC 500000)',
-    'env_steps_per_grad_step': 'fixed update rate of online methods',
-    'eval_every': 'grad steps between evaluations (0: only the final one)',
-    'num_actors': '1: synchronous loop in this process; N > 1: N actor processes feeding '
-                  'the Reverb server over gRPC (docs/launch.md)',
-    'variable_update_period': 'env steps between an actor\'s fetches of the policy '
-                              'weights (num_actors > 1)',
-    'beta': 'teacher share of the prior, a constant replacing the method row\'s (beta sweep)',
-    'offline_fraction': 'share of dataset items per batch, a constant replacing the method '
-                        'row\'s (batch ratio sweep)',
-    'resume': 'continue the run whose checkpoints are in --workdir',
-    'data_dir': 'TFDS data dir of the teacher datasets',
-}
+from learners.training import config as config_lib
+from learners.training import console
+from learners.training import workdir as workdir_lib
 
 
 def _bool(text: str) -> bool:
@@ -67,12 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
       description=__doc__.split('\n\n')[0],
       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
   parser.add_argument('--config', default=None, help='YAML or JSON file of defaults')
-  for field in dataclasses.fields(training.RunConfig):
+  parser.add_argument('--verbosity', type=int, default=0,
+                      help='0: libraries\' log lines (Beam, absl, TF, Reverb) go to '
+                           '<workdir>/run.log; 1: to the console too')
+  for field in dataclasses.fields(config_lib.RunConfig):
+    help_text = field.metadata['help'] or f'default: {field.default}'
     if field.name == 'resume':
-      parser.add_argument('--resume', action='store_true', default=None, help=_HELP['resume'])
+      parser.add_argument('--resume', action='store_true', default=None, help=help_text)
       continue
     parser.add_argument(f'--{field.name}', type=_arg_type(field.type), default=None,
-                        help=_HELP.get(field.name, f'default: {field.default}'))
+                        help=help_text)
   return parser
 
 
@@ -83,37 +70,46 @@ def _read_config_file(path: str) -> dict:
       data = yaml.safe_load(f) or {}
     else:
       data = json.load(f)
-  known = {f.name for f in dataclasses.fields(training.RunConfig)}
+  known = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
   unknown = sorted(set(data) - known)
   if unknown:
     raise ValueError(f'{path}: unknown keys {unknown}; valid: {sorted(known)}.')
   return data
 
 
-def config_from_args(argv: Optional[Sequence[str]] = None) -> training.RunConfig:
-  args = build_parser().parse_args(argv)
+def config_from_args(argv: Optional[Sequence[str]] = None) -> config_lib.RunConfig:
+  return _config(build_parser().parse_args(argv))
+
+
+def _config(args: argparse.Namespace) -> config_lib.RunConfig:
   values = _read_config_file(args.config) if args.config else {}
-  for field in dataclasses.fields(training.RunConfig):
+  for field in dataclasses.fields(config_lib.RunConfig):
     given = getattr(args, field.name)
     if given is not None:
       values[field.name] = given
-  return training.RunConfig(**values)
+  return config_lib.RunConfig(**values)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = build_parser().parse_args(argv)
   try:
-    config = config_from_args(argv)
-    training.check_config(config)
+    config = _config(args)
+    config_lib.check_config(config)
   except (ValueError, NotImplementedError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
-  try:
-    summary = training.train(config)
-  except (FileExistsError, training.TrainingError, teacher_dataset.TeacherDatasetError,
-          ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  log_path = os.path.join(config.workdir, workdir_lib.RUN_LOG_FILE)
+  with console.libraries_log(log_path, args.verbosity):
+    from learners.training import loop  # pylint: disable=g-import-not-at-top
+    from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
+    try:
+      summary = loop.train(config)
+    except (FileExistsError, config_lib.TrainingError, teacher_dataset.TeacherDatasetError,
+            ValueError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      if not args.verbosity:
+        print(f'(library logs: {log_path})', file=sys.stderr)
+      return 1
   ledger = summary['ledger']
   print(f'done: {ledger["spent"]}/{ledger["budget"]} episodes '
         f'({ledger["offline_episodes"]} offline + {ledger["online_episodes"]} online), '

@@ -1,6 +1,6 @@
 r"""The split recommender: how to spend a budget, from a study's results.
 
-  python -m learners.recommend runs/laptop --budget 10000 \
+  python -m learners.study.recommend runs/laptop --budget 10000 \
       [--triplet triplet1 --teacher generalization --obs state] \
       [--episodes_per_hour 41.7]
 
@@ -29,7 +29,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from learners import study_results
+from learners.study import results as study_results
+from learners.study.results import pct
 
 PAPER_EPISODES_PER_HOUR = 1000 / 24
 
@@ -115,23 +116,19 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
                         max_budget=max(c.budget for c in cells))
 
 
-def _pct(x: float) -> str:
-  return f'{100 * x:.1f}%'
-
-
 def format_recommendation(rec: Recommendation) -> str:
   b = rec.best
   lo, hi = rec.interval
   if b.mean == 0:
     return (f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
             f'no run succeeded in any evaluation episode (best upper 95 % bound '
-            f'{_pct(max(c.interval()[1] for c in [b] + rec.ties))}), so there is no split to '
+            f'{pct(max(c.interval()[1] for c in [b] + rec.ties))}), so there is no split to '
             'recommend at this budget: spend more episodes, or train longer.')
   lines = [
       f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
       f'best is **{b.method} with {b.offline_episodes} teacher episodes offline '
-      f'({_pct(b.proportion)} of the budget) and {b.budget - b.offline_episodes} online**: '
-      f'success {_pct(b.mean)} [{_pct(lo)}, {_pct(hi)}] over {b.n_seeds} seed(s), '
+      f'({pct(b.proportion)} of the budget) and {b.budget - b.offline_episodes} online**: '
+      f'success {pct(b.mean)} [{pct(lo)}, {pct(hi)}] over {b.n_seeds} seed(s), '
       f'P(best) = {rec.p_best[(b.method, b.offline_episodes)]:.2f}.']
   if rec.ties:
     lines.append('Not distinguishable from it (95 % intervals overlap): ' + '; '.join(
@@ -140,7 +137,7 @@ def format_recommendation(rec: Recommendation) -> str:
   else:
     lines.append('No other split\'s 95 % interval overlaps it.')
   lines += ['', f'Robot time each method needs (best offline proportion per budget) for '
-            f'{_pct(b.mean)} success, at {rec.episodes_per_hour:.1f} episodes/hour:', '',
+            f'{pct(b.mean)} success, at {rec.episodes_per_hour:.1f} episodes/hour:', '',
             '| method | episodes | hours | success at this budget |', '|---|---|---|---|']
   for alt in rec.alternatives:
     if alt.episodes is None:

@@ -6,8 +6,8 @@ episodes cost robot time too but are not part of the budget; they are counted
 apart.  The ledger is the single source of these counts (never Reverb table
 sizes: Reverb delivers at least once, so a crash can leave duplicates).
 
-Written as JSON (tmp file + rename, so a kill never leaves half a ledger) and
-as TensorBoard scalars.
+Written as JSON (tmp file + fsync + rename, so a kill never leaves half a
+ledger); the loop also writes its counters as TensorBoard scalars.
 """
 
 import dataclasses
@@ -16,9 +16,12 @@ import os
 import time
 from typing import Optional
 
-import tensorflow as tf
+from learners.training import workdir as workdir_lib
 
 LEDGER_FILE = 'ledger.json'
+# Counters the loop writes to TensorBoard (`spent` is derived).
+SUMMARY_FIELDS = ('spent', 'online_episodes', 'eval_episodes', 'env_steps', 'grad_steps',
+                  'offline_items', 'online_items', 'wall_time_s')
 
 
 class BudgetError(ValueError):
@@ -100,15 +103,8 @@ class Ledger:
 
   def write(self, workdir: str) -> str:
     path = os.path.join(workdir, LEDGER_FILE)
-    write_json_atomic(path, self.as_dict())
+    workdir_lib.write_json_atomic(path, self.as_dict())
     return path
-
-  def summarise(self, step: int) -> None:
-    """Ledger scalars into the current default TensorBoard writer."""
-    for name in ('spent', 'online_episodes', 'eval_episodes', 'env_steps', 'grad_steps',
-                 'offline_items', 'online_items', 'wall_time_s'):
-      value = self.spent if name == 'spent' else getattr(self, name)
-      tf.summary.scalar(f'ledger/{name}', value, step=step)
 
   @classmethod
   def read(cls, workdir: str) -> 'Ledger':
@@ -130,11 +126,3 @@ class WallClock:
     self._ledger.wall_time_s += now - self._last
     self._last = now
 
-
-def write_json_atomic(path: str, data) -> None:
-  tmp = f'{path}.tmp.{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(data, f, indent=1, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)

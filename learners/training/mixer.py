@@ -14,14 +14,13 @@ from concurrent import futures
 import dataclasses
 import itertools
 import math
-import queue
-import threading
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from learners import types
+from learners.training import background
 from pipelines import transitions as transitions_lib
 
 
@@ -70,9 +69,9 @@ def offline_epoch(episodes: tf.data.Dataset, seed: int, epoch: int,
   options.deterministic = True
   # A spent epoch's iterator is destroyed at every epoch boundary, and with
   # autotuning on, that destructor joins the autotune thread while holding
-  # the GIL: with 2 actor processes on 2 cores, the learner process froze for
-  # up to 2.7 s per boundary.  The epoch is buffered by the item shuffle when
-  # it opens, so autotuning its parallelism bought nothing here.
+  # the GIL, which froze the learner for seconds (docs/launch.md, "Speed").
+  # The epoch is buffered by the item shuffle when it opens, so autotuning its
+  # parallelism buys nothing.
   options.autotune.enabled = False
   return items.with_options(options)
 
@@ -87,33 +86,15 @@ def _open_epoch(episodes: tf.data.Dataset, seed: int, epoch: int, offset: int,
   return next(chunks, None), chunks
 
 
-def _in_background(fn, *args) -> futures.Future:
-  """`fn(*args)` on a daemon thread.
-
-  Not a ThreadPoolExecutor: an abandoned stream is finalised by the garbage
-  collector at any point, on any thread, and an executor's shutdown then joins
-  its worker there (which deadlocked inside another thread's start-up).
-  """
-  future = futures.Future()
-
-  def run():
-    try:
-      future.set_result(fn(*args))
-    except Exception as e:  # pylint: disable=broad-except
-      future.set_exception(e)  # Raised where the result is asked for.
-  threading.Thread(target=run, name='offline-epoch', daemon=True).start()
-  return future
-
-
 def offline_chunks(episodes: tf.data.Dataset, items_per_epoch: int, seed: int,
                    start_item: int = 0,
                    config: OfflineStreamConfig = OfflineStreamConfig()) -> Iterator[dict]:
   """Teacher transitions as numpy chunks, repeated forever, from `start_item`.
 
   The next epoch's pipeline is opened on a thread while this one is read:
-  opening traces the transition functions and fills the shuffle buffer,
-  which took 0.2-2 s here, and the learner would otherwise wait on it at
-  every epoch boundary.
+  opening traces the transition functions and fills the shuffle buffer
+  (seconds: docs/launch.md, "Speed"), and the learner would otherwise wait
+  on it at every epoch boundary.
 
   Args:
     episodes: RLDS episodes of the teacher dataset.
@@ -129,10 +110,12 @@ def offline_chunks(episodes: tf.data.Dataset, items_per_epoch: int, seed: int,
   if items_per_epoch < 1:
     raise ValueError(f'items_per_epoch must be >= 1, got {items_per_epoch}.')
   epoch, offset = divmod(int(start_item), int(items_per_epoch))
-  upcoming = _in_background(_open_epoch, episodes, seed, epoch, offset, config)
+  upcoming = background.in_background(_open_epoch, episodes, seed, epoch, offset, config,
+                                        name='offline-epoch')
   while True:
     first, rest = upcoming.result()
-    upcoming = _in_background(_open_epoch, episodes, seed, epoch + 1, 0, config)
+    upcoming = background.in_background(_open_epoch, episodes, seed, epoch + 1, 0, config,
+                                        name='offline-epoch')
     count = offset
     for chunk in itertools.chain([first] if first is not None else [], rest):
       count += len(chunk['action'])
@@ -151,7 +134,6 @@ class ItemBuffer:
     self._batches = batches
     self._pending = []  # numpy batches, the first one partly consumed
     self._available = 0
-    self.items_taken = 0
 
   def take(self, n: int) -> Optional[dict]:
     if n == 0:
@@ -173,7 +155,6 @@ class ItemBuffer:
         self._pending[0] = tf.nest.map_structure(lambda x: x[need:], head)  # pylint: disable=cell-var-from-loop
         need = 0
     self._available -= n
-    self.items_taken += n
     if len(parts) == 1:
       return parts[0]
     return tf.nest.map_structure(lambda *xs: np.concatenate(xs, axis=0), *parts)
@@ -237,50 +218,29 @@ class Prefetcher:
     """`batch(step)` returns `prepare(mixer.batch(step))` (e.g. with teacher labels)."""
     self.mixer = mixer
     self._prepare = prepare
-    self._requests = queue.SimpleQueue()
-    self._results = queue.SimpleQueue()
-    self._pending = None  # The step being built, if any.
-    # A daemon: a run that stops mid-prefetch must not wait for the sample.
-    self._thread = threading.Thread(target=self._work, name='mixer-prefetch', daemon=True)
-    self._thread.start()
+    self._pending = None  # (step, Future) of the batch being built, if any.
 
   def _build(self, step: int):
     return self._prepare(self.mixer.batch(step))
 
-  def _work(self) -> None:
-    while True:
-      step = self._requests.get()
-      if step is None:
-        return
-      try:
-        self._results.put((step, self._build(step), None))
-      except Exception as e:  # pylint: disable=broad-except
-        self._results.put((step, None, e))  # Raised in the learner's thread.
-
   def prefetch(self, step: int) -> None:
     """Starts building `step`'s batch (no-op while another one is pending)."""
     if self._pending is None:
-      self._pending = step
-      self._requests.put(step)
+      self._pending = (step, background.in_background(self._build, step,
+                                                      name='mixer-prefetch'))
 
   def batch(self, step: int):
     """`step`'s prepared batch: the prefetched one, or built now if none is pending."""
     if self._pending is None:
       return self._build(step)
-    built, batch, error = self._results.get()
-    self._pending = None
-    if error is not None:
-      raise error
+    (built, future), self._pending = self._pending, None
+    batch = future.result()  # Raises what the thread raised.
     if built != step:
       raise AssertionError(f'Prefetched the batch of step {built}, asked for {step}.')
     return batch
 
   def close(self, timeout_s: float = 60.0) -> None:
-    """Waits up to `timeout_s` for a pending batch, then stops the thread."""
+    """Waits up to `timeout_s` for a pending batch (its thread is a daemon)."""
     if self._pending is not None:
-      try:
-        self._results.get(timeout=timeout_s)
-      except queue.Empty:
-        pass
+      futures.wait([self._pending[1]], timeout=timeout_s)
       self._pending = None
-    self._requests.put(None)

@@ -24,7 +24,7 @@ import tensorflow as tf
 from envs import policy as policy_lib
 from envs import rollout as rollout_lib
 from envs import specs
-from learners import replay
+from learners.training import replay
 from pipelines import episode_log
 from pipelines import transitions as transitions_lib
 
@@ -45,9 +45,7 @@ class StudentPolicy:
     self._distribution_fn = distribution_fn
 
   def distribution(self, observation: Mapping[str, np.ndarray]) -> policy_lib.GaussianAction:
-    batched = {k: np.asarray(v)[None] for k, v in observation.items()}
-    dist = self._distribution_fn(batched)
-    return policy_lib.GaussianAction(np.asarray(dist.mean)[0], np.asarray(dist.stddev)[0])
+    return policy_lib.call_unbatched(self._distribution_fn, observation)
 
 
 def stack_steps(steps: List[dict]) -> dict:

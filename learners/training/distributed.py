@@ -2,7 +2,7 @@
 
 The data plane is Reverb, addressed as `localhost:PORT`:
   * actors insert n-step transitions into the `transitions` table, exactly as
-    the synchronous actor does (`learners.actors.Actor`);
+    the synchronous actor does (`learners.training.actors.Actor`);
   * the learner publishes its policy variables to a one-item `variables` table
     (Lifo sampler, MinSize(1): Acme's "variable source" pattern) and actors
     fetch the newest every `variable_update_period` env steps.
@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 import traceback
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import reverb
@@ -41,9 +41,11 @@ import tensorflow as tf
 
 from envs import policy as policy_lib
 from envs import specs
-from learners import actors as actors_lib
 from learners import networks
-from learners import replay
+from learners.training import actors as actors_lib
+from learners.training import background
+from learners.training import faults
+from learners.training import replay
 
 VARIABLES_TABLE = 'variables'
 _POLL_S = 0.5  # How often an actor checks that its learner process is alive.
@@ -94,28 +96,6 @@ class VariablePublisher:
     self._writer.close()
 
 
-def call_with_timeout(fn: Callable, timeout_s: float, what: str):
-  """`fn()` in a daemon thread; raises TimeoutError if it does not return in time.
-
-  `reverb.Client.sample` has no deadline and blocks forever on a dead server.
-  """
-  out = {}
-
-  def target():
-    try:
-      out['value'] = fn()
-    except BaseException as e:  # pylint: disable=broad-except
-      out['error'] = e
-  thread = threading.Thread(target=target, daemon=True)
-  thread.start()
-  thread.join(timeout_s)
-  if thread.is_alive():
-    raise TimeoutError(f'{what} did not return within {timeout_s:.0f} s.')
-  if 'error' in out:
-    raise out['error']
-  return out['value']
-
-
 class RemotePolicy:
   """Actor side: the student policy, refreshed from the learner's `variables` table."""
   name = 'student'
@@ -135,7 +115,7 @@ class RemotePolicy:
     """Fetches the newest published variables; returns their learner step."""
     # A cheap call with a deadline first, so a dead server fails fast.
     self._client.server_info(timeout=int(self._timeout_s))
-    sample = call_with_timeout(
+    sample = background.call_with_timeout(
         lambda: next(self._client.sample(VARIABLES_TABLE, 1, emit_timesteps=False,
                                          unpack_as_table_signature=True)),
         self._timeout_s, 'Fetching the policy variables from Reverb')
@@ -149,9 +129,9 @@ class RemotePolicy:
     return self.learner_step
 
   def distribution(self, observation) -> policy_lib.GaussianAction:
-    batched = {k: np.asarray(observation[k])[None] for k in self._keys}
-    mean, stddev = self._policy_fn(batched)
-    return policy_lib.GaussianAction(mean.numpy()[0], stddev.numpy()[0])
+    return policy_lib.call_unbatched(
+        lambda batched: policy_lib.GaussianAction(*self._policy_fn(batched)),
+        observation, self._keys)
 
 
 # --- The actor process --------------------------------------------------------
@@ -168,8 +148,6 @@ class PoolConfig:
   variable_update_period: int = 100  # Env steps between variable fetches.
   start_timeout_s: float = 600.0  # Spawning imports TF, Reverb and MuJoCo.
   join_timeout_s: float = 30.0
-  # Fault injection for tests: actor 0 SIGKILLs itself after this many episodes.
-  fault_kill_after_episodes: int = 0
 
 
 def _parent_alive() -> bool:
@@ -224,8 +202,8 @@ def _actor_main(actor_id: int, config: PoolConfig, tokens, reports, start_lock) 
         since_update += 1
       reports.put(('episode', actor_id, dataclasses.asdict(result)))
       episodes += 1
-      if actor_id == 0 and episodes == config.fault_kill_after_episodes:
-        os.kill(os.getpid(), signal.SIGKILL)
+      if actor_id == 0:
+        faults.maybe_kill(faults.KILL_ACTOR_AFTER_EPISODES, episodes)
     actor.close()
     actor = None
     reports.put(('done', actor_id, None))

@@ -13,24 +13,28 @@ Everything here is arithmetic on JSON; no TensorFlow.
 """
 
 import dataclasses
-import json
 import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from envs import evaluate as envs_evaluate
+from learners.training import workdir as run_files
 
-STUDY_FILE = 'study.json'
-TEACHERS_FILE = 'teachers.json'
-RUNS_DIR = 'runs'
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDY_FILE = 'study.json'  # The expanded runs, written by the runner: what the report reads.
+TEACHERS_FILE = 'teachers.json'  # Teacher evaluation on the students' eval seeds.
+RUNS_DIR = 'runs'  # One folder per run, named by `grid.Run.name`.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_TEACHER_TABLE = os.path.join(REPO, 'docs', 'results', 'teacher_table.json')
 BOOTSTRAP = 2000
 
 
 # The interval every evaluation in the project reports (teacher and student).
 wilson_interval = envs_evaluate.wilson_interval
+
+
+def pct(x: float) -> str:
+  return f'{100 * x:.1f}%'
 
 
 def bootstrap_means(successes: Sequence[int], episodes: Sequence[int],
@@ -104,27 +108,22 @@ class Study:
     return None
 
 
-def _read(path: str):
-  with open(path) as f:
-    return json.load(f)
-
-
 def load_study(workdir: str) -> Study:
   index_path = os.path.join(workdir, STUDY_FILE)
   if not os.path.exists(index_path):
     raise FileNotFoundError(f'{index_path} not found: is {workdir} a study folder '
                             '(written by python -m learners.study)?')
-  index = _read(index_path)
+  index = run_files.read_json(index_path)
   cells, missing = {}, []
   for run in index['runs']:
     run_dir = os.path.join(workdir, RUNS_DIR, run['name'])
-    summary_path = os.path.join(run_dir, 'summary.json')
+    summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
     if not os.path.exists(summary_path):
       missing.append(run['name'])
       continue
-    final = _read(summary_path)['final_eval']
-    evals_path = os.path.join(run_dir, 'eval.json')
-    evals = _read(evals_path) if os.path.exists(evals_path) else []
+    final = run_files.read_json(summary_path)['final_eval']
+    evals_path = os.path.join(run_dir, run_files.EVAL_FILE)
+    evals = run_files.read_json(evals_path) if os.path.exists(evals_path) else []
     c = run['config']
     key = (run['sweep'], tuple(sorted(run['overrides'].items())), c['method'], c['triplet'],
            c['teacher'], c['obs'], c['budget'], c['offline_episodes'])
@@ -135,10 +134,10 @@ def load_study(workdir: str) -> Study:
     cell.curves.append(evals)
   teachers_path = os.path.join(workdir, TEACHERS_FILE)
   if os.path.exists(teachers_path):
-    teachers, source = _read(teachers_path)['cells'], (
+    teachers, source = run_files.read_json(teachers_path)['cells'], (
         f'{TEACHERS_FILE} (this study, the students\' evaluation seeds)')
   elif os.path.exists(DEFAULT_TEACHER_TABLE):
-    teachers, source = _read(DEFAULT_TEACHER_TABLE)['cells'], (
+    teachers, source = run_files.read_json(DEFAULT_TEACHER_TABLE)['cells'], (
         'docs/results/teacher_table.json (same evaluation seeds, 400-step episodes)')
   else:
     teachers, source = [], 'none'

@@ -1,6 +1,6 @@
 r"""Report of a study: Markdown + PNG figures, the paper's figures and tables.
 
-  python -m learners.report runs/laptop [--output runs/laptop/report] \
+  python -m learners.study.report runs/laptop [--output runs/laptop/report] \
       [--episodes_per_hour 41.7] [--budget 10000]
 
 Writes `report.md` and `fig*.png` under --output (default: <study>/report):
@@ -12,10 +12,10 @@ Writes `report.md` and `fig*.png` under --output (default: <study>/report):
   * Fig. 5: learning curves (evaluation success vs episodes spent) of the online
     runs, and one figure per sweep of the spec (e.g. batch size), its runs side by side;
   * Table I (teacher success), a Table III-style table per budget, every cell;
-  * the split recommender (learners.recommend) for each budget, or --budget.
+  * the split recommender (learners.study.recommend) for each budget, or --budget.
 
 Every number carries its 95 % interval and its seed count (see
-learners.study_results for the interval math).  Unfinished runs are listed, not
+learners.study.results for the interval math).  Unfinished runs are listed, not
 guessed.
 """
 
@@ -32,14 +32,12 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from envs import specs  # pylint: disable=g-import-not-at-top
-from learners import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
-from learners import study_results  # pylint: disable=g-import-not-at-top
+from learners.study import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
+from learners.study import results as study_results  # pylint: disable=g-import-not-at-top
+from learners.study.results import pct  # pylint: disable=g-import-not-at-top
 
 _DPI = 110
 
-
-def _pct(x: float) -> str:
-  return f'{100 * x:.1f}%'
 
 
 def _jitter(index: int, count: int, span: float) -> float:
@@ -60,7 +58,7 @@ def _teacher_line(ax, study, triplet, teacher):
   if cell is None:
     return
   ax.axhline(100 * cell['success_rate'], color='k', linestyle='--', linewidth=1,
-             label=f'teacher ({_pct(cell["success_rate"])})')
+             label=f'teacher ({pct(cell["success_rate"])})')
 
 
 def _pairs(cells):
@@ -194,7 +192,7 @@ def figure_sweeps(study, directory: str) -> list:
       for cell in (c for c in cells if (c.method, c.triplet, c.teacher, c.obs, c.budget,
                                         c.offline_episodes) == panel):
         label = ', '.join(f'{k}={v}' for k, v in cell.overrides) or 'default'
-        _plot_curve(ax, cell, f'{label}: final {_pct(cell.mean)}')
+        _plot_curve(ax, cell, f'{label}: final {pct(cell.mean)}')
       _teacher_line(ax, study, panel[1], panel[2])
       ax.set(title=f'{sweep}: {panel[0]}, budget {panel[4]}, offline {panel[5]}',
              xlabel='episodes spent', ylabel='eval success (%)', ylim=(-3, 103))
@@ -213,8 +211,8 @@ def table_teachers(study) -> str:
            '|---|---|---|---|---|']
   for c in study.teachers:
     lo, hi = c['ci95']
-    lines.append(f'| {c["teacher"]} | {c["triplet"]} | {_pct(c["success_rate"])} | '
-                 f'[{_pct(lo)}, {_pct(hi)}] | {c["episodes"]} |')
+    lines.append(f'| {c["teacher"]} | {c["triplet"]} | {pct(c["success_rate"])} | '
+                 f'[{pct(lo)}, {pct(hi)}] | {c["episodes"]} |')
   return '\n'.join(lines)
 
 
@@ -235,7 +233,7 @@ def table_best(study, budget: int) -> str:
       cell = row.get((m, budget))
       entries.append(f'{cell.format()}, offline {cell.offline_episodes}' if cell else '–')
     lines.append(f'| {triplet} | {teacher} | {obs} | '
-                 f'{_pct(t["success_rate"]) if t else "–"} | ' + ' | '.join(entries) + ' |')
+                 f'{pct(t["success_rate"]) if t else "–"} | ' + ' | '.join(entries) + ' |')
   return '\n'.join(lines)
 
 
@@ -248,8 +246,8 @@ def table_cells(study) -> str:
     lo, hi = c.interval()
     sweep = c.sweep + ''.join(f' {k}={v}' for k, v in c.overrides)
     lines.append(f'| {sweep} | {c.method} | {c.triplet} | {c.teacher} | {c.obs} | {c.budget} '
-                 f'| {c.offline_episodes} | {c.proportion:.2f} | {_pct(c.mean)} '
-                 f'[{_pct(lo)}, {_pct(hi)}] | {c.n_seeds} |')
+                 f'| {c.offline_episodes} | {c.proportion:.2f} | {pct(c.mean)} '
+                 f'[{pct(lo)}, {pct(hi)}] | {c.n_seeds} |')
   return '\n'.join(lines)
 
 

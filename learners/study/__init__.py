@@ -1,0 +1,12 @@
+"""The study: a grid of runs, their report and the split recommendation (layer 3 of 3).
+
+  spec       the YAML spec: a grid and named sweeps
+  grid       expansion into runs, up-front checks, run names (hash of identity fields)
+  cost       the dry run's estimate
+  runner     datasets, teacher evaluation, launcher subprocesses (`python -m learners.study`)
+  results    a study's results on disk -> cells with 95 % intervals
+  report     figures and tables (`python -m learners.study.report`)
+  recommend  the split recommender (`python -m learners.study.recommend`)
+
+Imports the run config and the method table, never TensorFlow at module level.
+"""

@@ -1,0 +1,234 @@
+r"""Run a study: a grid of runs (methods x budgets x offline episodes x ...).
+
+  python -m learners.study --spec studies/laptop.yaml --workdir runs/laptop \
+      [--workers 2] [--dry_run] [standard Beam options for the dataset build]
+
+A spec (YAML) names a grid and optional sweeps; every grid cell is one run of
+`python -m learners.training.launch`.  The runner
+
+  1. expands the grid into run configs and rejects invalid entries up front,
+     listing all of them (unknown method/triplet/teacher, a dataset for a
+     replay-only method, an online budget for an offline-only method, a budget
+     not larger than the dataset of a mixed method, unknown override keys);
+  2. with --dry_run, lists the runs and estimates their cost and stops;
+  3. builds every missing teacher dataset once per (triplet, teacher, obs,
+     episode steps) with the Beam job, all sizes in one go (they are nested);
+  4. evaluates the teachers on the students' evaluation seeds (if the spec asks);
+  5. runs up to --workers launcher subprocesses at a time.  A run's workdir is
+     named by a hash of its config: a run whose `summary.json` exists with a
+     matching `config.json` is skipped, an unfinished one continues with the
+     launcher's `--resume`.  So killing the runner and starting it again loses
+     at most the work since each run's last checkpoint.
+
+Each run's output (and its error, if it fails) is in `<workdir>/runs/<name>/launch.log`;
+failures do not stop the other runs and make the runner exit 1 at the end.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+from typing import Optional, Sequence
+
+import yaml
+from tqdm import tqdm
+
+from learners import methods as methods_lib
+from learners.study import cost as cost_lib
+from learners.study import results
+from learners.study.grid import Run, dataset_groups, expand, run_state
+from learners.study.spec import SpecError, StudySpec, load_spec
+from learners.training import console
+from learners.training import workdir as run_files
+
+RUN_CONFIG = 'run.yaml'  # The launcher's config file inside each run folder.
+LOG_FILE = 'launch.log'  # A run's console, inside its folder.
+STUDY_LOG_FILE = 'study.log'  # The runner's own library log lines (dataset build).
+
+
+def prepare_datasets(runs: Sequence[Run], data_dir: str, beam_args: Sequence[str],
+                     workers: int, log=print) -> None:
+  """Builds each missing nested dataset group once, all its sizes in one Beam job."""
+  from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
+  from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
+  from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
+  for (triplet, teacher, obs, steps, image), sizes in dataset_groups(runs).items():
+    missing = []
+    for size in sizes:
+      name = teacher_config.config_name(triplet, teacher, obs, size, episode_steps=steps,
+                                        image_size=image)
+      try:
+        teacher_dataset.check_teacher_dataset(name, data_dir)
+      except teacher_dataset.TeacherDatasetError:
+        missing.append(size)
+    if not missing:
+      log(f'datasets {triplet}/{teacher}/{obs}: sizes {sizes} already built in {data_dir}')
+      continue
+    log(f'building datasets {triplet}/{teacher}/{obs} sizes {sizes} (missing {missing}) '
+        f'with Beam: {max(sizes)} teacher episodes of {steps} steps')
+    job = build_teacher_datasets.JobConfig(
+        triplets=[triplet], teachers=[teacher], obs_modes=[obs], sizes=sizes,
+        data_dir=data_dir, episode_steps=steps, image_size=image, overwrite=True)
+    build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options(
+        list(beam_args), workers))
+
+
+def evaluate_teachers(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
+                      log=print) -> None:
+  """Teacher success on the eval seeds the students use (skipped if done)."""
+  if not spec.teacher_eval_episodes:
+    return
+  path = os.path.join(workdir, results.TEACHERS_FILE)
+  cells = run_files.read_json(path, {'cells': []})['cells']
+  have = {(c['teacher'], c['triplet'], c['episode_steps']) for c in cells
+          if c['episodes'] == spec.teacher_eval_episodes}
+  from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
+  pairs = sorted({(r.config['teacher'], r.config['triplet'], r.config['episode_steps'])
+                  for r in runs} - have)
+  for teacher, triplet, steps in pairs:
+    log(f'evaluating teacher {teacher} on {triplet}: {spec.teacher_eval_episodes} episodes')
+    for cell in envs_evaluate.evaluate([teacher], [triplet], spec.teacher_eval_episodes,
+                                       workers=workers, episode_steps=steps):
+      cells.append(dict(cell, episode_steps=steps))
+  if pairs:
+    run_files.write_json_atomic(path, {'cells': cells, 'source': 'envs.evaluate.evaluate, '
+                                       'deterministic teacher on envs.evaluate.eval_seed'})
+
+
+def launch_command(run: Run, run_dir: str, resume: bool) -> list[str]:
+  cmd = [sys.executable, '-m', 'learners.training.launch', '--config',
+         os.path.join(run_dir, RUN_CONFIG), '--workdir', run_dir]
+  return cmd + (['--resume'] if resume else [])
+
+
+def _launcher_config(run: Run, data_dir: str) -> dict:
+  # Only the spec's settings: the launcher fills in its own defaults.
+  config = dict(run.settings, data_dir=data_dir, build_dataset=False, progress=False)
+  if methods_lib.get_method(config['method']).kind == 'offline':
+    config['budget'] = None  # The launcher's spelling of "the dataset is the budget".
+  return config
+
+
+def execute(run: Run, run_dir: str, data_dir: str) -> tuple[Run, int, float, str]:
+  """One launcher subprocess; returns (run, exit code, seconds, log path)."""
+  state = run_state(run_dir, run.settings)
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, RUN_CONFIG), 'w') as f:
+    yaml.safe_dump(_launcher_config(run, data_dir), f, sort_keys=True)
+  log_path = os.path.join(run_dir, LOG_FILE)
+  start = time.time()
+  with open(log_path, 'a') as log:
+    log.write(f'\n=== {time.strftime("%Y-%m-%d %H:%M:%S")} '
+              f'{"resume" if state == "partial" else "start"} ===\n')
+    log.flush()
+    # A partial run resumes from its last checkpoint; `--resume` on a workdir
+    # without checkpoints starts it afresh (episodes logged before are discarded).
+    rc = subprocess.call(launch_command(run, run_dir, state == 'partial'),
+                         stdout=log, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl')))
+  return run, rc, time.time() - start, log_path
+
+
+def _log_tail(path: str, lines: int = 15) -> str:
+  with open(path, errors='replace') as f:
+    tail = [l for l in f.read().splitlines() if 'trajectory_writer.cc' not in l]
+  return '\n'.join('    ' + l for l in tail[-lines:])
+
+
+def write_index(spec: StudySpec, runs: Sequence[Run], workdir: str, spec_path: str) -> str:
+  path = os.path.join(workdir, results.STUDY_FILE)
+  run_files.write_json_atomic(path, dict(
+      name=spec.name, spec=os.path.abspath(spec_path), description=spec.description,
+      teacher_eval_episodes=spec.teacher_eval_episodes,
+      runs=[dict(name=r.name, key=r.key, sweep=r.sweep, overrides=dict(r.overrides),
+                 settings=dict(r.settings), config=r.config) for r in runs]))
+  return path
+
+
+def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
+              data_dir: str, beam_args: Sequence[str] = (), log=print) -> int:
+  """Runs everything not yet done; returns the number of failed runs."""
+  prepare_datasets(runs, data_dir, beam_args, workers, log)
+  evaluate_teachers(spec, runs, workdir, workers, log)
+  states = {r.key: run_state(os.path.join(workdir, results.RUNS_DIR, r.name), r.settings)
+            for r in runs}
+  conflicts = [r.name for r in runs if states[r.key] == 'conflict']
+  if conflicts:
+    raise SpecError('run folders hold another config (edited by hand?); move them away: '
+                    + ', '.join(conflicts))
+  todo = [r for r in runs if states[r.key] != 'done']
+  log(f'{len(runs) - len(todo)} of {len(runs)} runs already done; '
+      f'{sum(states[r.key] == "partial" for r in todo)} to resume, '
+      f'{sum(states[r.key] == "new" for r in todo)} to start; {workers} workers')
+  failed = []
+  with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+       tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar:
+    futures = [pool.submit(execute, r, os.path.join(workdir, results.RUNS_DIR, r.name), data_dir)
+               for r in todo]
+    for future in concurrent.futures.as_completed(futures):
+      run, rc, seconds, log_path = future.result()
+      bar.update(1)
+      if rc == 0:
+        tqdm.write(f'done   {run.name} ({seconds / 60:.1f} min)')
+      else:
+        failed.append(run.name)
+        tqdm.write(f'FAILED {run.name} (exit {rc}); log {log_path}:\n{_log_tail(log_path)}')
+  if failed:
+    log(f'{len(failed)} runs failed: {", ".join(failed)}. Rerun the same command to retry '
+        'them (finished runs are skipped).')
+  return len(failed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n\n')[0], epilog=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--spec', required=True, help='study YAML, e.g. studies/laptop.yaml')
+  parser.add_argument('--workdir', default=None, help='default: runs/<study name>')
+  parser.add_argument('--workers', type=int, default=2, help='runs in parallel (and Beam '
+                      'workers for the dataset build)')
+  parser.add_argument('--data_dir', default=None,
+                      help='teacher datasets (default: the spec\'s defaults.data_dir, '
+                           'else <workdir>/data)')
+  parser.add_argument('--dry_run', action='store_true', help='list runs and cost, run nothing')
+  parser.add_argument('--verbosity', type=int, default=0,
+                      help=f'0: libraries\' log lines (Beam, absl, TF) go to '
+                           f'<workdir>/{STUDY_LOG_FILE}; 1: to the console too')
+  return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args, beam_args = build_parser().parse_known_args(argv)
+  try:
+    spec = load_spec(args.spec)
+    runs = expand(spec)
+  except (SpecError, OSError, yaml.YAMLError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  workdir = args.workdir or os.path.join('runs', spec.name)
+  data_dir = args.data_dir or spec.defaults.get('data_dir') or os.path.join(workdir, 'data')
+  if '://' not in data_dir:  # Keep gs://... (a cluster Beam runner's bucket) as is.
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))
+  if args.dry_run:
+    print(cost_lib.format_dry_run(spec, runs, args.workers, workdir))
+    return 0
+  os.makedirs(os.path.join(workdir, results.RUNS_DIR), exist_ok=True)
+  write_index(spec, runs, workdir, args.spec)
+  start = time.time()
+  try:
+    with console.libraries_log(os.path.join(workdir, STUDY_LOG_FILE), args.verbosity):
+      failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args)
+  except SpecError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print(f'study {spec.name}: {len(runs) - failed}/{len(runs)} runs done in '
+        f'{(time.time() - start) / 60:.1f} min; results in {os.path.abspath(workdir)}; '
+        f'report: python -m learners.study.report {workdir}')
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
+

@@ -1,0 +1,134 @@
+"""A run's config and every check that needs no work (no TensorFlow here).
+
+Each `RunConfig` field is tagged once, in its metadata, as either
+
+  * identity: it changes what the run computes or reports (method, data,
+    sizes, seeds, evaluation), so `--resume` refuses a different value and the
+    study runner names a run by a hash of these; or
+  * operational: where and how the run executes (paths, timeouts, checkpoint
+    cadence, logging), free to change between a run and its resume.
+
+`IDENTITY_FIELDS` / `OPERATIONAL_FIELDS` derive from the tags; nothing else
+lists fields.  The launcher's `--help` text lives in the same metadata.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+from envs import specs
+from learners import methods as methods_lib
+from learners.training import ledger as ledger_lib
+
+
+class TrainingError(RuntimeError):
+  """A run stopped: NaN/Inf metric, replay or actor failure. Names the checkpoint."""
+
+
+def _identity(default: Any, help: Optional[str] = None):  # pylint: disable=redefined-builtin
+  return dataclasses.field(default=default, metadata=dict(identity=True, help=help))
+
+
+def _operational(default: Any, help: Optional[str] = None):  # pylint: disable=redefined-builtin
+  return dataclasses.field(default=default, metadata=dict(identity=False, help=help))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Every knob of a run; `config.json` in the workdir is this, resolved."""
+  method: str = _identity('R-CRR', ', '.join(methods_lib.METHOD_KEYS))
+  triplet: str = _identity('triplet1')
+  teacher: str = _identity('generalization')
+  obs: str = _identity('state')
+  budget: Optional[int] = _identity(
+      None, 'episodes on the target task: offline_episodes + online episodes '
+      '(offline-only methods: omit, or = offline_episodes)')
+  offline_episodes: int = _identity(0, 'teacher dataset size (0 for online-only methods)')
+  workdir: str = _operational('runs/default')
+  data_dir: str = _operational('~/tensorflow_datasets', 'TFDS data dir of the teacher datasets')
+  build_dataset: bool = _operational(
+      True, 'build a missing teacher dataset with the Beam job instead of failing')
+  build_workers: int = _operational(2)
+  grad_steps: int = _identity(1_000_000, 'gradient steps of offline-only methods')
+  offline_pretrain_steps: Optional[int] = _identity(
+      None, 'offline-only steps before collection (default: from the method schedule, '
+      'AWAC 500000)')
+  env_steps_per_grad_step: int = _identity(5, 'fixed update rate of online methods')
+  num_actors: int = _identity(
+      1, '1: synchronous loop in this process; N > 1: N actor processes feeding the '
+      'Reverb server over gRPC (docs/launch.md)')
+  variable_update_period: int = _identity(
+      100, "env steps between an actor's fetches of the policy weights (num_actors > 1)")
+  batch_size: int = _identity(64)
+  eval_every: int = _identity(50_000, 'grad steps between evaluations (0: only the final one)')
+  eval_episodes: int = _identity(20)
+  final_eval_episodes: int = _identity(200)
+  seed: int = _identity(0)
+  episode_steps: int = _identity(specs.EPISODE_STEPS)
+  image_size: int = _identity(specs.DEFAULT_IMAGE_SIZE)
+  n_step: int = _identity(1)
+  gamma: float = _identity(0.99)
+  min_replay_size: int = _identity(1_000)
+  max_replay_size: int = _identity(1_000_000)
+  replay_timeout_ms: int = _operational(120_000)
+  network_size: int = _identity(256)
+  # The paper's sweeps (Fig. 5): replace the method row's teacher share of the
+  # prior and its share of dataset items per batch by constants; None keeps the row's.
+  beta: Optional[float] = _identity(
+      None, "teacher share of the prior, a constant replacing the method row's (beta sweep)")
+  offline_fraction: Optional[float] = _identity(
+      None, "share of dataset items per batch, a constant replacing the method row's "
+      '(batch ratio sweep)')
+  checkpoint_every_s: float = _operational(300.0)
+  checkpoint_every_episodes: int = _operational(0, '0: time-based checkpoints only')
+  log_every: int = _operational(100, 'grad steps between metric summaries')
+  resume: bool = _operational(False, 'continue the run whose checkpoints are in --workdir')
+  progress: bool = _operational(True, 'tqdm progress bars')
+  # Changes the offline item order, so a resume must keep it.
+  offline_shuffle: int = _identity(10_000)
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def identity(self) -> dict:
+    return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+
+
+def _tagged(identity: bool) -> tuple:
+  return tuple(f.name for f in dataclasses.fields(RunConfig)
+               if f.metadata.get('identity') is identity)
+
+
+IDENTITY_FIELDS = _tagged(True)
+OPERATIONAL_FIELDS = _tagged(False)
+
+
+def resolve_method(config: RunConfig) -> methods_lib.Method:
+  """The method row of a run, with its beta / offline_fraction overrides."""
+  return methods_lib.get_method(config.method).with_overrides(config.beta,
+                                                              config.offline_fraction)
+
+
+def pretrain_steps(config: RunConfig, method: methods_lib.Method) -> int:
+  if config.offline_pretrain_steps is not None:
+    return config.offline_pretrain_steps
+  return method.pretrain_steps
+
+
+def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
+  """All checks that need no work; returns the method and its online budget."""
+  method = resolve_method(config)
+  online = method.is_online
+  online_budget = ledger_lib.check_budget(config.budget, config.offline_episodes, online)
+  uses_dataset = online and method.offline_fraction(0) > 0 or not online
+  if method.kind == 'online' and config.offline_episodes:
+    raise ledger_lib.BudgetError(
+        f'{method.name} learns from replay only; its {config.offline_episodes} '
+        'offline episodes would spend budget without being used. Pass --offline_episodes 0.')
+  if uses_dataset and config.offline_episodes == 0:
+    raise ledger_lib.BudgetError(f'{method.name} samples the teacher dataset; pass '
+                                 '--offline_episodes > 0.')
+  for name in ('batch_size', 'env_steps_per_grad_step', 'episode_steps', 'num_actors',
+               'n_step', 'min_replay_size', 'variable_update_period'):
+    if getattr(config, name) < 1:
+      raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
+  return method, online_budget

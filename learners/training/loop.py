@@ -1,0 +1,266 @@
+"""One run of the study: train a method under a data budget (`train`).
+
+The synchronous loop (`num_actors=1`) interleaves one actor env step with the
+gradient steps `grad_schedule` says are due, so a run's count of updates is a
+pure function of its config (reproducible).  With `num_actors > 1` actor
+processes (`distributed`) collect the episodes the learner hands out and
+report them; the learner applies the same schedule to their env steps, so the
+count of updates is the same function of the env steps.  Order:
+
+  1. checks (budget, method vs dataset, workdir) before any work (`setup.build`);
+  2. offline pre-training steps (offline-only methods: all `grad_steps`;
+     AWAC: until its offline fraction leaves 1.0);
+  3. online phase until offline + online episodes = budget, gradient steps
+     starting once the replay holds `min_replay_size` transitions;
+  4. final checkpoint and final evaluation.
+
+Checkpoint commit order (online phase: at episode boundaries only, so no
+episode is half-counted; with several actors the learner first stops handing
+out episodes and waits until every one in flight is reported): Reverb
+checkpoint -> state snapshot (ledger + replay checkpoint path) -> learner
+checkpoint.  The learner checkpoint is the commit; a resume reads the
+snapshot of the learner's step and drops anything newer.
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from learners import learner as learner_lib
+from learners.training import actors as actors_lib
+from learners.training import config as config_lib
+from learners.training import distributed
+from learners.training import evaluation
+from learners.training import faults
+from learners.training import grad_schedule
+from learners.training import ledger as ledger_lib
+from learners.training import mixer as mixer_lib
+from learners.training import online_actors
+from learners.training import replay as replay_lib
+from learners.training import setup
+from learners.training import workdir as workdir_lib
+
+SUCCESS_WINDOW = 200  # Online episodes in the success curve (Fig. 6/7).
+TrainingError = config_lib.TrainingError
+
+
+class Run:
+  """The state of one run in this process: its parts, counters and outputs."""
+
+  def __init__(self, config: config_lib.RunConfig, parts: setup.Parts, log=print):
+    self.config = config
+    self.parts = parts
+    self.log = log
+    self.learner, self.ledger = parts.learner, parts.ledger
+    self.workdir = config.workdir
+    self.schedule = grad_schedule.GradSchedule(config.env_steps_per_grad_step,
+                                               config.min_replay_size, parts.mixer.needs_online)
+    self.prefetcher = mixer_lib.Prefetcher(
+        parts.mixer, prepare=lambda b: (b, self.learner.teacher_labels(b)))
+    self.clock = ledger_lib.WallClock(self.ledger)
+    self.summary = tf.summary.create_file_writer(
+        os.path.join(self.workdir, workdir_lib.TENSORBOARD_DIR))
+    self.successes = collections.deque(maxlen=SUCCESS_WINDOW)
+    self.evals = (workdir_lib.read_json(os.path.join(self.workdir, workdir_lib.EVAL_FILE), [])
+                  if parts.resuming else [])
+    self.last_checkpoint = self.learner.checkpointer.latest
+    self.last_checkpoint_time = time.monotonic()
+    self.episodes_since_checkpoint = 0
+    self.episodes_this_process = 0
+    # This process only (not saved): where the learner's time goes.  The
+    # first grad step (tf.function tracing, stream start-up) is kept apart so
+    # that data_wait_s and learner_s describe the steady state.
+    self.timing = collections.Counter(data_wait_s=0.0, learner_s=0.0, actor_s=0.0,
+                                      actor_wait_s=0.0, first_step_s=0.0)
+    self._first_step = True
+
+  def ready(self, step: int) -> bool:
+    return self.schedule.ready(step, self.ledger.replay_inserts)
+
+  # --- steps -----------------------------------------------------------------
+
+  def grad_step(self) -> None:
+    step = self.ledger.grad_steps
+    k = self.parts.mixer.num_offline(step)
+    start = time.perf_counter()
+    batch, teacher_labels = self.prefetcher.batch(step)
+    fetched = time.perf_counter()
+    if self.ready(step + 1):
+      self.prefetcher.prefetch(step + 1)
+    try:
+      metrics = self.learner.step(batch, teacher_labels)
+    except learner_lib.NonFiniteError as e:
+      self.ledger.write(self.workdir)
+      raise TrainingError(f'{e} Stopped; last checkpoint: {self.last_checkpoint}.') from e
+    if self._first_step:
+      self.timing['first_step_s'] += time.perf_counter() - start
+      self._first_step = False
+    else:
+      self.timing['data_wait_s'] += fetched - start
+      self.timing['learner_s'] += time.perf_counter() - fetched
+    self.ledger.grad_steps += 1
+    self.ledger.offline_items += k
+    self.ledger.online_items += self.config.batch_size - k
+    if step % self.config.log_every == 0:
+      self._log_metrics(step, metrics)
+    if self.config.eval_every and self.ledger.grad_steps % self.config.eval_every == 0:
+      self.evaluate(self.config.eval_episodes, 'eval')
+
+  def grad_steps_until(self, due: int) -> None:
+    while self.ledger.grad_steps < due:
+      self.grad_step()
+
+  def _log_metrics(self, step: int, metrics: dict) -> None:
+    self.clock.tick()
+    with self.summary.as_default():
+      for name, value in metrics.items():
+        tf.summary.scalar(f'learner/{name}', value, step=step)
+      counters = self.ledger.as_dict()
+      for name in ledger_lib.SUMMARY_FIELDS:
+        tf.summary.scalar(f'ledger/{name}', counters[name], step=step)
+    with open(os.path.join(self.workdir, workdir_lib.METRICS_FILE), 'a') as f:
+      f.write(json.dumps(dict(grad_step=step, **metrics)) + '\n')
+
+  def evaluate(self, episodes: int, label: str) -> evaluation.EvalResult:
+    result = self.parts.evaluator.run(actors_lib.StudentPolicy(self.learner.distribution),
+                                      episodes, self.ledger.grad_steps)
+    self.ledger.eval_episodes += episodes
+    self.evals.append(dict(result.as_dict(), label=label, spent=self.ledger.spent))
+    workdir_lib.write_json_atomic(os.path.join(self.workdir, workdir_lib.EVAL_FILE),
+                                  self.evals)
+    with self.summary.as_default():
+      tf.summary.scalar(f'{label}/success', result.success_rate, step=result.grad_step)
+      tf.summary.scalar(f'{label}/return', result.mean_return, step=result.grad_step)
+    self.log(evaluation.format_result(result, label))
+    return result
+
+  def after_episode(self, result: actors_lib.EpisodeResult) -> None:
+    """Counts a finished online episode (either loop), at its last env step."""
+    self.ledger.add_online_episode()
+    self.ledger.replay_inserts += result.items
+    self.successes.append(float(result.success))
+    self.episodes_since_checkpoint += 1
+    self.episodes_this_process += 1
+    with self.summary.as_default():
+      tf.summary.scalar('online/success_window', np.mean(self.successes),
+                        step=self.ledger.online_episodes)
+      tf.summary.scalar('online/return', result.episode_return,
+                        step=self.ledger.online_episodes)
+    faults.maybe_kill(faults.KILL_AFTER_EPISODES, self.episodes_this_process)
+
+  def checkpoint(self) -> str:
+    self.clock.tick()
+    replay = self.parts.replay
+    replay_path = replay.checkpoint() if replay is not None else None
+    workdir_lib.write_state(self.workdir, self.ledger.grad_steps,
+                            dict(ledger=dataclasses.asdict(self.ledger),
+                                 replay_checkpoint=replay_path))
+    path = self.learner.save()  # The commit point.
+    self.ledger.write(self.workdir)
+    if replay_path:
+      workdir_lib.prune_replay_checkpoints(self.workdir, keep=replay_path)
+    self.last_checkpoint = path
+    self.last_checkpoint_time = time.monotonic()
+    self.episodes_since_checkpoint = 0
+    return path
+
+  def checkpoint_due(self) -> bool:
+    c = self.config
+    if c.checkpoint_every_episodes and self.episodes_since_checkpoint >= c.checkpoint_every_episodes:
+      return True
+    return time.monotonic() - self.last_checkpoint_time >= c.checkpoint_every_s
+
+  # --- phases ----------------------------------------------------------------
+
+  def progress(self, **kwargs) -> tqdm:
+    return tqdm(disable=not self.config.progress or None, **kwargs)
+
+  def offline_phase(self, until: int) -> None:
+    if until <= self.ledger.grad_steps:
+      return
+    with self.progress(total=until, initial=self.ledger.grad_steps,
+                       desc='offline grad steps', unit='step') as bar:
+      while self.ledger.grad_steps < until:
+        self.grad_step()
+        bar.update(1)
+        if self.checkpoint_due():
+          self.checkpoint()
+
+  def online_phase(self) -> None:
+    """The synchronous loop: one env step, then the grad steps it makes due."""
+    if self.parts.pool is not None:
+      online_actors.online_phase(self)
+      return
+    ledger = self.ledger
+    with self.progress(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
+                       unit='ep') as bar:
+      while not ledger.budget_spent:
+        start = time.perf_counter()
+        result = self.parts.actor.step(ledger.grad_steps)
+        self.timing['actor_s'] += time.perf_counter() - start
+        ledger.env_steps += 1
+        if result is not None:
+          self.after_episode(result)
+          bar.update(1)
+        self.grad_steps_until(self.schedule.due(ledger.grad_steps, ledger.env_steps - 1, 1,
+                                                ledger.replay_inserts))
+        if result is not None and not ledger.budget_spent and self.checkpoint_due():
+          self.checkpoint()
+
+  def close(self, failed: bool = False) -> None:
+    # A batch still being sampled finishes before Reverb stops under it.
+    self.prefetcher.close(timeout_s=1.0 if failed else self.config.replay_timeout_ms / 1000)
+    if self.parts.pool is not None:
+      # After a failure the actors' work is moot: terminate them at once.
+      self.parts.pool.stop(timeout_s=0.0 if failed else None)
+    self.parts.evaluator.close()
+    if self.parts.actor is not None:
+      self.parts.actor.close()
+    if self.parts.replay is not None:
+      self.parts.replay.stop()
+    self.summary.flush()
+
+
+def train(config: config_lib.RunConfig, log=print) -> dict:
+  """Runs (or resumes) a run to its end; returns the final summary."""
+  run = Run(config, setup.build(config, log), log)
+  failed = True
+  try:
+    if run.parts.method.is_online:
+      run.offline_phase(run.parts.pretrain_steps)
+      start = time.perf_counter()
+      run.online_phase()
+      run.timing['online_s'] += time.perf_counter() - start
+    else:
+      run.offline_phase(config.grad_steps)
+    run.checkpoint()
+    final = run.evaluate(config.final_eval_episodes, 'final')
+    run.ledger.done = True
+    run.clock.tick()
+    run.ledger.write(config.workdir)
+    summary = dict(ledger=run.ledger.as_dict(), final_eval=final.as_dict(),
+                   checkpoint=run.last_checkpoint, workdir=config.workdir,
+                   timing=dict(run.timing))
+    workdir_lib.write_json_atomic(os.path.join(config.workdir, workdir_lib.SUMMARY_FILE),
+                                  summary)
+    failed = False
+    return summary
+  except replay_lib.ReplayError as e:
+    raise TrainingError(f'Replay failure at grad step {run.ledger.grad_steps}: {e} '
+                        f'Last checkpoint: {run.last_checkpoint}.') from e
+  except distributed.ActorError as e:
+    run.ledger.write(config.workdir)
+    raise TrainingError(f'{e}\nStopped at grad step {run.ledger.grad_steps} with '
+                        f'{run.ledger.online_episodes} online episodes counted; last '
+                        f'checkpoint: {run.last_checkpoint or "none yet"}'
+                        f'{"; continue with --resume" if run.last_checkpoint else ""}.') from e
+  finally:
+    run.close(failed)
+    sys.stdout.flush()

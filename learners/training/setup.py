@@ -1,0 +1,288 @@
+"""The parts of one run, each from a small named builder (used by `loop.train`).
+
+Order matters only where it says so: the workdir is checked before any work,
+the learner is restored before the ledger is trusted, the episode log is
+repaired and counted before any actor writes to it, and the offline stream
+starts at the item the restored ledger says it reached.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from envs import teachers as teachers_lib
+from learners import learner as learner_lib
+from learners import methods as methods_lib
+from learners import networks
+from learners.training import actors as actors_lib
+from learners.training import config as config_lib
+from learners.training import distributed
+from learners.training import evaluation
+from learners.training import ledger as ledger_lib
+from learners.training import mixer as mixer_lib
+from learners.training import replay as replay_lib
+from learners.training import workdir as workdir_lib
+from pipelines import episode_log
+
+TrainingError = config_lib.TrainingError
+
+
+@dataclasses.dataclass
+class Parts:
+  """Everything a run's loops drive; `None` where the method does not need it."""
+  method: methods_lib.Method
+  pretrain_steps: int
+  resuming: bool
+  learner: learner_lib.Learner
+  ledger: ledger_lib.Ledger
+  mixer: mixer_lib.Mixer
+  evaluator: evaluation.Evaluator
+  replay: Optional[replay_lib.ReplayServer] = None
+  actor: Optional[actors_lib.Actor] = None  # The synchronous loop's actor.
+  pool: Optional[distributed.ActorPool] = None  # num_actors > 1.
+
+
+# --- workdir, dataset, teacher, learner ---------------------------------------
+
+
+def prepare_workdir(config: config_lib.RunConfig) -> bool:
+  """Creates/checks the workdir; returns True if the run resumes."""
+  workdir = config.workdir
+  has_ckpt = workdir_lib.has_checkpoint_data(workdir)
+  if has_ckpt and not config.resume:
+    raise FileExistsError(
+        f'{workdir} holds checkpoints of an earlier run; pass --resume to continue it, '
+        'or choose a new --workdir. Refusing to re-initialise it.')
+  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+  if has_ckpt and os.path.exists(config_path):
+    saved = workdir_lib.read_json(config_path)
+    diffs = {k: (saved.get(k), v) for k, v in config.identity().items() if saved.get(k) != v}
+    if diffs:
+      raise ValueError(f'--resume with settings that differ from {config_path}: '
+                       + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in diffs.items()))
+  if not has_ckpt and os.path.isdir(workdir):
+    stale = [p for p in (workdir_lib.STATE_DIR, workdir_lib.REPLAY_DIR,
+                         workdir_lib.EPISODE_LOG_DIR)
+             if os.path.exists(os.path.join(workdir, p))]
+    if stale and not config.resume:
+      raise FileExistsError(f'{workdir} holds {", ".join(stale)} from an earlier run but no '
+                            'learner checkpoint; choose a new --workdir.')
+  os.makedirs(workdir, exist_ok=True)
+  return has_ckpt
+
+
+def teacher_dataset_name(config: config_lib.RunConfig) -> str:
+  from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
+  return teacher_config.config_name(config.triplet, config.teacher, config.obs,
+                                    config.offline_episodes,
+                                    episode_steps=config.episode_steps,
+                                    image_size=config.image_size)
+
+
+def load_or_build_dataset(config: config_lib.RunConfig, log=print) -> tf.data.Dataset:
+  """The nested teacher dataset of size `offline_episodes` (built if missing)."""
+  from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
+  from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
+  data_dir = os.path.expanduser(config.data_dir)
+  name = teacher_dataset_name(config)
+  try:
+    return teacher_dataset.load_teacher_dataset(name, data_dir)
+  except teacher_dataset.TeacherDatasetError as e:
+    if not config.build_dataset:
+      raise
+    log(f'Teacher dataset {name} is not usable in {data_dir}:\n  {e}\nBuilding it now '
+        f'with the Beam job ({config.build_workers} workers); this simulates '
+        f'{config.offline_episodes} teacher episodes.')
+  job = build_teacher_datasets.JobConfig(
+      triplets=[config.triplet], teachers=[config.teacher], obs_modes=[config.obs],
+      sizes=[config.offline_episodes], data_dir=data_dir,
+      episode_steps=config.episode_steps, image_size=config.image_size, overwrite=True)
+  build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options(
+      [], config.build_workers))
+  return teacher_dataset.load_teacher_dataset(name, data_dir)
+
+
+def network_config(config: config_lib.RunConfig) -> networks.NetworkConfig:
+  return networks.NetworkConfig(encoder_size=config.network_size,
+                                policy_torso=(config.network_size,),
+                                critic_torso=(config.network_size,))
+
+
+def make_learner(config: config_lib.RunConfig,
+                 method: methods_lib.Method) -> learner_lib.Learner:
+  teacher = (teachers_lib.make_teacher(config.teacher, config.triplet)
+             if method.uses_teacher else None)
+  return learner_lib.Learner(
+      method, learner_lib.LearnerConfig(obs_mode=config.obs, image_size=config.image_size,
+                                        nets=network_config(config), seed=config.seed),
+      teacher=teacher, workdir=config.workdir)
+
+
+# --- ledger and resume ----------------------------------------------------------
+
+
+def restore_ledger(config: config_lib.RunConfig, online_budget: int,
+                   learner: learner_lib.Learner, resuming: bool,
+                   log=print) -> tuple[ledger_lib.Ledger, Optional[str]]:
+  """A fresh ledger, or the one of the learner's checkpoint; and its replay checkpoint."""
+  ledger = ledger_lib.Ledger(budget=config.offline_episodes + online_budget,
+                             offline_episodes=config.offline_episodes)
+  replay_checkpoint = None
+  if resuming:
+    if not learner.restore():
+      raise TrainingError(f'No learner checkpoint to resume in {config.workdir}.')
+    step = learner.num_steps
+    state = workdir_lib.read_state(config.workdir, step)
+    if state is None:
+      raise TrainingError(f'Learner checkpoint at step {step} has no state snapshot '
+                          f'{workdir_lib.state_path(config.workdir, step)}; the checkpoint '
+                          'is incomplete.')
+    ledger = ledger_lib.Ledger(**state['ledger'])
+    ledger.resumes += 1
+    replay_checkpoint = state.get('replay_checkpoint')
+    log(f'Resuming {config.workdir} at grad step {step}: '
+        f'{ledger.spent}/{ledger.budget} episodes spent.')
+  if ledger.grad_steps != learner.num_steps:
+    raise TrainingError(f'Ledger grad steps {ledger.grad_steps} != learner steps '
+                        f'{learner.num_steps}.')
+  return ledger, replay_checkpoint
+
+
+# --- replay and actors ----------------------------------------------------------
+
+
+def make_replay(config: config_lib.RunConfig, learner: learner_lib.Learner,
+                replay_checkpoint: Optional[str]) -> replay_lib.ReplayServer:
+  workdir_lib.prune_replay_checkpoints(config.workdir, keep=replay_checkpoint)
+  extra_tables = ()
+  if config.num_actors > 1:
+    extra_tables = (distributed.variables_table(
+        distributed.variables_signature(learner.policy.variables)),)
+  return replay_lib.ReplayServer(
+      replay_lib.ReplayConfig(max_size=config.max_replay_size, min_size=config.min_replay_size,
+                              rate_limiter='min_size', timeout_ms=config.replay_timeout_ms),
+      config.obs, config.image_size, burst=config.episode_steps,
+      checkpoint_dir=os.path.join(config.workdir, workdir_lib.REPLAY_DIR),
+      extra_tables=extra_tables)
+
+
+def actor_config(config: config_lib.RunConfig,
+                 method: methods_lib.Method) -> actors_lib.ActorConfig:
+  return actors_lib.ActorConfig(
+      triplet=config.triplet, obs_mode=config.obs, reward=method.reward,
+      episode_steps=config.episode_steps, image_size=config.image_size,
+      n_step=config.n_step, gamma=config.gamma, seed=config.seed, method=method.key,
+      teacher=config.teacher if method.uses_teacher else '',
+      run_id=os.path.basename(os.path.abspath(config.workdir)))
+
+
+def make_actors(config: config_lib.RunConfig, method: methods_lib.Method,
+                replay: replay_lib.ReplayServer, learner: learner_lib.Learner,
+                ledger: ledger_lib.Ledger, log=print):
+  """(synchronous actor or None, actor pool or None, log segments of earlier segments)."""
+  log_root = os.path.join(config.workdir, workdir_lib.EPISODE_LOG_DIR)
+  if config.num_actors == 1:
+    writer = replay_lib.TransitionWriter(replay.address, config.replay_timeout_ms)
+    actor = actors_lib.Actor(
+        actor_config(config, method), actors_lib.StudentPolicy(learner.distribution),
+        log_root, writer, first_episode=ledger.online_episodes)
+    return actor, None, actor.previous_log_segments
+  # Repaired and counted here, before any actor process writes to the log.
+  previous_segments = episode_log.recover_segments(log_root)
+  pool = distributed.ActorPool(distributed.PoolConfig(
+      num_actors=config.num_actors, actor=actor_config(config, method),
+      address=replay.address, log_root=log_root, nets=network_config(config),
+      timeout_ms=config.replay_timeout_ms,
+      variable_update_period=config.variable_update_period), log)
+  return None, pool, previous_segments
+
+
+def count_discarded_episodes(ledger: ledger_lib.Ledger, segments, log=print) -> None:
+  """Episodes logged after the last checkpoint: on disk, but not trained on or counted."""
+  if not segments:
+    return
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  logged = sum(tfds.builder_from_directory(s).info.splits['train'].num_examples
+               for s in segments)
+  newly_discarded = logged - ledger.online_episodes - ledger.discarded_episodes
+  if newly_discarded < 0:
+    raise TrainingError(f'The episode log holds {logged} episodes but the ledger counts '
+                        f'{ledger.online_episodes} trained + {ledger.discarded_episodes} '
+                        'discarded: log lost.')
+  ledger.discarded_episodes += newly_discarded
+  if newly_discarded:
+    log(f'{newly_discarded} online episodes were logged after the last checkpoint; '
+        'they stay on disk but are not trained on or counted in the budget.')
+
+
+def check_restored_replay(config: config_lib.RunConfig, replay: replay_lib.ReplayServer,
+                          ledger: ledger_lib.Ledger) -> None:
+  replay_size = replay.size()
+  if replay_size != min(ledger.replay_inserts, config.max_replay_size):
+    raise TrainingError(f'Restored replay holds {replay_size} items, the ledger expects '
+                        f'{ledger.replay_inserts} (was the run killed between its replay '
+                        'and learner checkpoints?).')
+
+
+# --- the learner's input ----------------------------------------------------------
+
+
+def make_mixer(config: config_lib.RunConfig, episodes: Optional[tf.data.Dataset],
+               replay: Optional[replay_lib.ReplayServer], ledger: ledger_lib.Ledger,
+               offline_fraction: Callable[[int], float]) -> mixer_lib.Mixer:
+  """Offline stream from the ledger's item on, online batches from the replay."""
+  online = None
+  if replay is not None:
+    # A generator: sampling starts only once the learner asks for replay items.
+    online = mixer_lib.ItemBuffer(replay_lib.numpy_batches(
+        replay.address, config.batch_size, config.replay_timeout_ms))
+  offline = None
+  if episodes is not None:
+    start = ledger.offline_items
+    expected = mixer_lib.offline_items_before(ledger.grad_steps, offline_fraction,
+                                              config.batch_size)
+    if start != expected:
+      raise TrainingError(f'Ledger offline items {start} != {expected} implied by the '
+                          'schedule at this step.')
+    offline = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(
+        episodes, config.offline_episodes * config.episode_steps, config.seed,
+        start_item=start, config=mixer_lib.OfflineStreamConfig(
+            n_step=config.n_step, gamma=config.gamma, item_shuffle=config.offline_shuffle)))
+  return mixer_lib.Mixer(config.batch_size, offline_fraction, offline, online)
+
+
+# --- all of it ----------------------------------------------------------------------
+
+
+def build(config: config_lib.RunConfig, log=print) -> Parts:
+  """Checks, then builds every part of the run (restoring them on a resume)."""
+  method, online_budget = config_lib.check_config(config)
+  pretrain_steps = config_lib.pretrain_steps(config, method)
+  resuming = prepare_workdir(config)
+  workdir_lib.write_json_atomic(
+      os.path.join(config.workdir, workdir_lib.CONFIG_FILE),
+      dict(config.to_json(), method_row=repr(method), pretrain_steps_resolved=pretrain_steps))
+  episodes = load_or_build_dataset(config, log) if config.offline_episodes else None
+  learner = make_learner(config, method)
+  ledger, replay_checkpoint = restore_ledger(config, online_budget, learner, resuming, log)
+
+  def offline_fraction(step: int) -> float:
+    # Before the online phase, batches are all offline (AWAC's pre-training).
+    return 1.0 if step < pretrain_steps else method.offline_fraction(step)
+
+  replay = actor = pool = None
+  if method.is_online:
+    replay = make_replay(config, learner, replay_checkpoint)
+    actor, pool, previous_segments = make_actors(config, method, replay, learner, ledger, log)
+    # A resume, or a start killed before its first checkpoint.
+    count_discarded_episodes(ledger, previous_segments, log)
+    if resuming:
+      check_restored_replay(config, replay, ledger)
+  mixer = make_mixer(config, episodes, replay, ledger, offline_fraction)
+  evaluator = evaluation.Evaluator(config.triplet, config.obs, config.episode_steps,
+                                   config.image_size)
+  return Parts(method=method, pretrain_steps=pretrain_steps, resuming=resuming,
+               learner=learner, ledger=ledger, mixer=mixer, evaluator=evaluator,
+               replay=replay, actor=actor, pool=pool)

@@ -1,0 +1,84 @@
+"""A run's workdir on disk: file names, atomic JSON, the state snapshot, resume checks.
+
+Layout (everything a run writes is under its workdir):
+
+  config.json          the resolved RunConfig (+ the method row)
+  ledger.json          budget counters (`ledger.Ledger`)
+  eval.json            every evaluation, periodic and final
+  summary.json         written last: its presence means the run is done
+  metrics.jsonl        learner metrics every `log_every` grad steps
+  run.log              the libraries' log lines (Beam, absl, Reverb, TF)
+  tensorboard/         summaries
+  episodes/            the envlogger RLDS log of every online episode
+  checkpoints/learner  TF checkpoints (the commit point)
+  checkpoints/state    ledger + replay checkpoint path per learner checkpoint
+  checkpoints/replay   Reverb checkpoints
+
+No TensorFlow at module level: the study runner reads these files too.
+"""
+
+import json
+import os
+import shutil
+from typing import Any, Optional
+
+CONFIG_FILE = 'config.json'
+EVAL_FILE = 'eval.json'
+SUMMARY_FILE = 'summary.json'
+METRICS_FILE = 'metrics.jsonl'
+RUN_LOG_FILE = 'run.log'
+STATE_DIR = os.path.join('checkpoints', 'state')
+REPLAY_DIR = os.path.join('checkpoints', 'replay')
+EPISODE_LOG_DIR = 'episodes'
+TENSORBOARD_DIR = 'tensorboard'
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+  """tmp file + fsync + rename: a kill leaves the old file or the new one, never half."""
+  tmp = f'{path}.tmp.{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(data, f, indent=1, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def read_json(path: str, default: Any = None) -> Any:
+  if default is not None and not os.path.exists(path):
+    return default
+  with open(path) as f:
+    return json.load(f)
+
+
+def has_checkpoint_data(workdir: str) -> bool:
+  # The learner owns its checkpoint path; importing it here would pull in TF.
+  from learners import checkpointing  # pylint: disable=g-import-not-at-top
+  directory = checkpointing.checkpoint_dir(workdir)
+  return os.path.isdir(directory) and bool(os.listdir(directory))
+
+
+def state_path(workdir: str, step: int) -> str:
+  return os.path.join(workdir, STATE_DIR, f'state-{step}.json')
+
+
+def write_state(workdir: str, step: int, state: dict) -> None:
+  os.makedirs(os.path.join(workdir, STATE_DIR), exist_ok=True)
+  write_json_atomic(state_path(workdir, step), state)
+
+
+def read_state(workdir: str, step: int) -> Optional[dict]:
+  """The snapshot written with learner checkpoint `step`, or None if there is none."""
+  path = state_path(workdir, step)
+  return read_json(path) if os.path.exists(path) else None
+
+
+def prune_replay_checkpoints(workdir: str, keep: Optional[str]) -> None:
+  """Keeps only Reverb's checkpoint `keep` (Reverb restores the newest one it finds)."""
+  directory = os.path.join(workdir, REPLAY_DIR)
+  if not os.path.isdir(directory):
+    return
+  keep_name = os.path.basename(os.path.normpath(keep)) if keep else None
+  for name in os.listdir(directory):
+    path = os.path.join(directory, name)
+    if os.path.isdir(path) and name != keep_name:
+      shutil.rmtree(path)
