@@ -4,11 +4,16 @@
   .venv/bin/python benchmarks/learner_throughput.py --steps 50 # quick run
 
 Figures: CRR, R-CRR, MPO (20 action samples) with the state encoder, batch 64,
-256x256 networks; the vision encoder (64x64, two cameras) with CRR; and, when a
-side venv with d3rlpy exists (--d3rlpy-python, default /tmp/d3/bin/python), d3rlpy's
-CRR with the same network sizes in the same run, plus our/d3rlpy ratio.
+256x256 networks, with `--steps_per_call` K grad steps per learner call (what
+the offline phase runs) and with one step per call (the online loops); the
+vision encoder (64x64, two cameras) with CRR; a roofline line: FLOPs per step
+(TF's profiler on the step's graph), the achieved GFLOP/s, and a 64x256 @
+256x256 matmul's GFLOP/s measured in the same run; and, when a side venv with
+d3rlpy exists (--d3rlpy_python, default /tmp/d3/bin/python), d3rlpy's CRR with
+the same network sizes in the same run, plus our/d3rlpy ratio.  Teacher labels
+(R-CRR) are computed before the timed calls, as the run's input thread does.
 TensorFlow places ops on a GPU when one is visible; --device forces one
-(e.g. --device /CPU:0).
+(e.g. --device /CPU:0).  --intra_op / --inter_op set TF's thread pools.
 """
 
 import argparse
@@ -92,20 +97,64 @@ def _batches(obs_mode: str, image_size: int):
   return out
 
 
-def measure(method: str, obs_mode: str, steps: int, image_size: int = 64) -> dict:
+def _learner(method: str, obs_mode: str, image_size: int) -> learner_lib.Learner:
   config = learner_lib.LearnerConfig(obs_mode=obs_mode, image_size=image_size)
-  learner = learner_lib.Learner(method, config, teacher=_Teacher())
-  batches = _batches(obs_mode, image_size)
-  for i in range(min(20, steps)):  # Trace and warm up.
-    learner.step(batches[i % POOL])
+  return learner_lib.Learner(method, config, teacher=_Teacher())
+
+
+def measure(method: str, obs_mode: str, steps: int, per_call: int,
+            image_size: int = 64) -> dict:
+  learner = _learner(method, obs_mode, image_size)
+  pool = _batches(obs_mode, image_size)
+  calls = [types.stack([pool[(i * per_call + j) % POOL] for j in range(per_call)])
+           for i in range(max(1, POOL // per_call))]
+  labels = [learner.teacher_labels(c) for c in calls]
+  for i in range(max(2, 20 // per_call)):  # Trace and warm up.
+    learner.steps(calls[i % len(calls)], labels[i % len(calls)])
+  num_calls = max(1, steps // per_call)
   start = time.perf_counter()
-  for i in range(steps):
-    learner.step(batches[i % POOL])
-  rate = steps / (time.perf_counter() - start)
+  for i in range(num_calls):
+    learner.steps(calls[i % len(calls)], labels[i % len(calls)])
+  rate = num_calls * per_call / (time.perf_counter() - start)
   return {'figure': 'learner_steps_per_s', 'method': method, 'obs_mode': obs_mode,
           'batch': BATCH, 'nets': '256x256', 'image_size': image_size if obs_mode == 'vision'
-          else None, 'steps': steps, 'steps_per_s': round(rate, 1),
-          'device': _device()}
+          else None, 'steps_per_call': per_call, 'steps': num_calls * per_call,
+          'steps_per_s': round(rate, 1), 'device': _device()}
+
+
+def step_flops(method: str, obs_mode: str = 'state', image_size: int = 64) -> int:
+  """Floating-point operations of one grad step, counted by TF's profiler on its graph."""
+  from tensorflow.python.profiler import model_analyzer  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.profiler import option_builder  # pylint: disable=g-import-not-at-top
+  learner = _learner(method, obs_mode, image_size)
+  batch = _batches(obs_mode, image_size)[0]
+  keys = specs.STUDENT_KEYS[obs_mode]
+  student = batch._replace(observation={k: batch.observation[k] for k in keys},
+                           next_observation={k: batch.next_observation[k] for k in keys})
+  graph = tf.function(learner._one_step).get_concrete_function(  # pylint: disable=protected-access
+      student, tf.constant(1.0), tf.constant(0.5), learner.teacher_labels(batch)).graph
+  options = option_builder.ProfileOptionBuilder.float_operation()
+  options['output'] = 'none'
+  return int(model_analyzer.profile(graph, options=options).total_float_ops)
+
+
+def matmul_gflops(seconds: float = 2.0) -> float:
+  """A 64x256 @ 256x256 matmul (the nets' shape) in a compiled loop, in GFLOP/s."""
+  a = tf.random.normal([BATCH, 256])
+  b = tf.random.normal([256, 256])
+  reps = 200
+
+  @tf.function
+  def loop(x):
+    for _ in tf.range(reps):
+      x = tf.matmul(x, b) * 1e-3  # Chained, so no call can be skipped.
+    return x
+  loop(a).numpy()
+  calls, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    loop(a).numpy()
+    calls += 1
+  return calls * reps * 2 * BATCH * 256 * 256 / (time.perf_counter() - start) / 1e9
 
 
 def _device() -> str:
@@ -133,30 +182,36 @@ def d3rlpy_crr(python: str, steps: int) -> dict:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--steps', type=int, default=1000)
+  parser.add_argument('--steps_per_call', type=int, default=50)
   parser.add_argument('--vision_steps', type=int, default=None,
                       help='steps for the vision figure (default: steps // 5)')
   parser.add_argument('--device', default=None, help='e.g. /CPU:0 or /GPU:0')
   parser.add_argument('--d3rlpy_python', default='/tmp/d3/bin/python')
   parser.add_argument('--methods', default='CRR,R-CRR,MPO')
   parser.add_argument('--skip_vision', action='store_true')
+  parser.add_argument('--intra_op', type=int, default=0, help='0: TF default')
+  parser.add_argument('--inter_op', type=int, default=0, help='0: TF default')
   args = parser.parse_args()
+  tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+  tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
   vision_steps = args.vision_steps or max(10, args.steps // 5)
 
-  def run(method, obs_mode, steps):
+  def run(method, obs_mode, steps, per_call):
     if args.device:
       with tf.device(args.device):
-        return measure(method, obs_mode, steps)
-    return measure(method, obs_mode, steps)
+        return measure(method, obs_mode, steps, per_call)
+    return measure(method, obs_mode, steps, per_call)
 
   def emit(line):
     line['loadavg_1m'] = os.getloadavg()[0]  # The CPU is shared: context for the figure.
+    line['threads'] = [args.intra_op, args.inter_op]
     print(json.dumps(line), flush=True)
 
   # Ours and d3rlpy's CRR back to back, so both see the same machine load.
   method_list = args.methods.split(',')
   ours = {}
   for method in method_list[:1]:
-    line = run(method, 'state', args.steps)
+    line = run(method, 'state', args.steps, args.steps_per_call)
     ours[method] = line['steps_per_s']
     emit(line)
   d3 = d3rlpy_crr(args.d3rlpy_python, args.steps)
@@ -164,10 +219,19 @@ def main():
   if 'steps_per_s' in d3 and 'CRR' in ours:
     emit({'figure': 'crr_ratio_ours_over_d3rlpy',
           'ratio': round(ours['CRR'] / d3['steps_per_s'], 2)})
-  for method in method_list[1:]:
-    emit(run(method, 'state', args.steps))
+  if 'CRR' in ours:
+    flops, matmul = step_flops('CRR'), matmul_gflops()
+    achieved = flops * ours['CRR'] / 1e9
+    emit({'figure': 'crr_roofline', 'flops_per_step': flops,
+          'achieved_gflops': round(achieved, 1), 'matmul_gflops': round(matmul, 1),
+          'fraction_of_matmul_rate': round(achieved / matmul, 3),
+          'floor_steps_per_s': round(matmul * 1e9 / flops, 1)})
+  for method in method_list:
+    if method not in ours:
+      emit(run(method, 'state', args.steps, args.steps_per_call))
+    emit(run(method, 'state', args.steps, 1))
   if not args.skip_vision:
-    emit(run('CRR', 'vision', vision_steps))
+    emit(run('CRR', 'vision', vision_steps, max(1, min(args.steps_per_call, vision_steps // 4))))
 
 
 if __name__ == '__main__':

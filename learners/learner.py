@@ -21,6 +21,7 @@ from learners import methods as methods_lib
 from learners import networks
 from learners import optimizers
 from learners import priors
+from learners import targets
 from learners import types
 from learners import weightings
 
@@ -121,7 +122,11 @@ class Learner:
                method_name=self._method_name),
           checkpointing.checkpoint_dir(workdir), config.max_checkpoints_to_keep)
 
-    self._step_fn = tf.function(self._step) if config.use_tf_function else self._step
+    self._metric_names = ()  # Set when `_step` is traced (or first run eagerly).
+    self._step_fn = tf.function(self._one_step) if config.use_tf_function else self._one_step
+    # Any K: one trace with an unknown leading axis, not one per chunk length.
+    self._steps_fn = (tf.function(self._steps, reduce_retracing=True)
+                      if config.use_tf_function else self._steps)
     self._policy_fn = (tf.function(self._policy.__call__)
                        if config.use_tf_function else self._policy)
 
@@ -149,12 +154,17 @@ class Learner:
     """The teacher's (mean, stddev) on the batch states, or None if unused.
 
     Numpy and stateless, so it may run on an input thread ahead of `step`.
+    Any leading axes (B, or K stacked batches of B) are kept.
     """
     if not self.method.uses_teacher:
       return None
     obs = {k: np.asarray(batch.observation[k]) for k in specs.TEACHER_KEYS}
-    dist = self._teacher.distribution(obs)
-    return (np.asarray(dist.mean, np.float32), np.asarray(dist.stddev, np.float32))
+    lead = obs[specs.TEACHER_KEYS[0]].shape[:-1]
+    flat = {k: v.reshape((-1,) + v.shape[len(lead):]) for k, v in obs.items()}
+    dist = self._teacher.distribution(flat)
+    shape = lead + (specs.ACTION_DIM,)
+    return (np.asarray(dist.mean, np.float32).reshape(shape),
+            np.asarray(dist.stddev, np.float32).reshape(shape))
 
   def step(self, batch: types.Batch, teacher_labels=None) -> Dict[str, float]:
     """One gradient step; returns metrics as Python floats.
@@ -162,26 +172,46 @@ class Learner:
     `teacher_labels`: `teacher_labels(batch)` computed beforehand; computed
     here when the method needs them and none are given.
     """
+    values = self._run(batch, teacher_labels, k=1, stacked=False)
+    return {name: float(v) for name, v in zip(self._metric_names, values[0])}
+
+  def steps(self, batches: types.Batch, teacher_labels=None) -> Dict[str, np.ndarray]:
+    """K gradient steps in one call on K stacked batches (leading axis K).
+
+    As K calls of `step` on the same batches (Acme's `num_sgd_steps_per_step`):
+    the schedules' eta and beta are evaluated per step, and the per-step
+    metrics come back as [K] arrays; dispatch, conversion and the NaN check
+    are paid once per call.
+    """
+    k = int(np.shape(batches.action)[0])
+    if k == 1:  # The plain step's graph: no loop to enter.
+      batches = tf.nest.map_structure(lambda x: x[0], batches)
+      teacher_labels = None if teacher_labels is None else tuple(x[0] for x in teacher_labels)
+    values = self._run(batches, teacher_labels, k, stacked=k > 1)
+    return {name: values[:, i] for i, name in enumerate(self._metric_names)}
+
+  def _run(self, batch, teacher_labels, k: int, stacked: bool) -> np.ndarray:
+    """Runs steps [now, now + k) in one compiled call; returns [k, metrics] values."""
     if not self._validated:
-      types.validate(batch, self.config.obs_mode, self.config.image_size)
+      types.validate(tf.nest.map_structure(lambda x: x[0], batch) if stacked else batch,
+                     self.config.obs_mode, self.config.image_size)
       self._validated = True
-    step = self._py_steps
-    eta = tf.constant(self.method.eta(step), tf.float32)
-    beta = tf.constant(self.method.beta(step), tf.float32)
-    teacher = teacher_labels
-    if teacher is None:
-      teacher = self.teacher_labels(batch)
-    student = lambda obs: {k: obs[k] for k in self._student_keys}
+    start = self._py_steps
+    eta, beta = (tf.constant([f(s) for s in range(start, start + k)] if stacked else f(start),
+                             tf.float32) for f in (self.method.eta, self.method.beta))
+    teacher = teacher_labels if teacher_labels is not None else self.teacher_labels(batch)
+    student = lambda obs: {key: obs[key] for key in self._student_keys}
     batch = batch._replace(observation=student(batch.observation),
                            next_observation=student(batch.next_observation))
-    metrics = self._step_fn(batch, eta, beta, teacher)
-    metrics = {k: float(v) for k, v in metrics.items()}
-    for name, value in metrics.items():
-      if not np.isfinite(value):
-        raise NonFiniteError(f'Non-finite {name}={value} at learner step {step} '
-                             f'(method {self.method.name}).')
-    self._py_steps += 1
-    return metrics
+    fn = self._steps_fn if stacked else self._step_fn
+    values = np.reshape(fn(batch, eta, beta, teacher).numpy(), (k, -1))
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+      i, j = bad[0]
+      raise NonFiniteError(f'Non-finite {self._metric_names[j]}={values[i, j]} at learner '
+                           f'step {start + i} (method {self.method.name}).')
+    self._py_steps += k
+    return values
 
   def save(self) -> str:
     if self.checkpointer is None:
@@ -202,37 +232,9 @@ class Learner:
 
   # --- The update -------------------------------------------------------------
 
-  def _prior_actions(self, batch, target_dist, beta, teacher):
-    """[N, B, A] actions from the method's prior and the [N, B] teacher mask."""
-    m = self.method
-    n = m.num_prior_samples
-    if m.uses_teacher:
-      teacher_mean, teacher_stddev = teacher
-      if m.teacher_action == 'mean':
-        teacher_actions = tf.tile(tf.clip_by_value(teacher_mean, -1.0, 1.0)[None], [n, 1, 1])
-      else:
-        teacher_actions = priors.sample_gaussian(teacher_mean, teacher_stddev, n, self._rng)
-      if m.prior == 'teacher':
-        return teacher_actions, tf.ones(tf.shape(teacher_actions)[:2])
-    if m.prior == 'behavior':
-      base = tf.tile(batch.action[None], [n, 1, 1])
-    else:
-      base = priors.sample_gaussian(*target_dist, n, self._rng)
-    if not m.uses_teacher:
-      return base, tf.zeros(tf.shape(base)[:2])
-    uniform = self._rng.uniform(tf.shape(base)[:2])
-    return priors.mix(base, teacher_actions, uniform, beta)
-
-  def _critic_loss(self, batch, metrics):
+  def _critic_loss(self, batch, next_probs, metrics):
     """n-step categorical TD; the target bootstraps with pi_k's actions."""
     support = self._critic.support
-    next_mean, next_stddev = self._target_policy(batch.next_observation)
-    next_actions = priors.sample_gaussian(next_mean, next_stddev,
-                                          self.config.critic_target_samples, self._rng)
-    next_logits = self._target_critic(batch.next_observation, next_actions)
-    # Projection is linear in the probabilities and every sample shares the
-    # same atoms r + d z, so average the samples first and project once.
-    next_probs = tf.reduce_mean(tf.nn.softmax(next_logits), axis=0)
     target = distributional.n_step_target(batch.reward, batch.discount, next_probs, support)
     logits = self._critic(batch.observation, batch.action)
     loss = distributional.cross_entropy(logits, target)
@@ -241,39 +243,37 @@ class Learner:
     metrics['q_target_mean'] = tf.reduce_mean(tf.reduce_sum(target * support, axis=-1))
     return loss
 
-  def _score(self, batch, actions, online_dist, metrics):
-    """Target-critic Q of the prior's [N, B] actions and of the [M, B] policy samples.
-
-    One critic call scores both: the state is embedded once.
-    """
-    m = self.method
-    num_prior = m.num_prior_samples
-    support = self._target_critic.support
-    embedding = self._target_critic.embed(batch.observation)
-    num_policy = weightings.num_policy_samples(m)
-    if num_policy:
-      policy_actions = priors.sample_gaussian(*online_dist, num_policy, self._rng)
-      actions = tf.concat([actions, policy_actions], axis=0)
-    q_all = distributional.mean_value(
-        self._target_critic.logits_from_embedding(embedding, actions), support)
-    q = q_all[:num_prior]
-    metrics['q_prior_mean'] = tf.reduce_mean(q)
-    metrics['q_prior_max'] = tf.reduce_max(q)
-    metrics['q_prior_min'] = tf.reduce_min(q)
-    return q, q_all[num_prior:]
-
-  def _weights(self, batch, actions, online_dist, eta, metrics):
+  def _weights(self, actions, q, q_policy, eta, metrics):
     """w(s, a) for the [N, B] prior samples: the row's function in `WEIGHTINGS`."""
     m = self.method
-    q = q_policy = None
-    if m.uses_critic:
-      q, q_policy = self._score(batch, actions, online_dist, metrics)
     if m.uses_duals:
       eta = self._duals.temperature
     weights, weight_metrics = weightings.WEIGHTINGS[m.weighting](
         weightings.WeightingInputs(m, actions, q, q_policy, eta))
     metrics.update(weight_metrics)
     return weights
+
+  def _flat_metrics(self, metrics) -> tf.Tensor:
+    """The step's metrics as one [num_metrics] vector: one host copy per call."""
+    self._metric_names = tuple(sorted(metrics))  # The same for every trace of a method.
+    return tf.stack([tf.cast(tf.reshape(metrics[name], []), tf.float32)
+                     for name in self._metric_names])
+
+  def _one_step(self, batch: types.Batch, eta, beta, teacher) -> tf.Tensor:
+    return self._flat_metrics(self._step(batch, eta, beta, teacher))
+
+  def _steps(self, batches: types.Batch, etas, betas, teachers) -> tf.Tensor:
+    """`_step` on each of the K stacked batches, in order: [K, num_metrics]."""
+    def step(i):
+      pick = lambda x: x[i]
+      teacher = None if teachers is None else tf.nest.map_structure(pick, teachers)
+      return self._one_step(tf.nest.map_structure(pick, batches), etas[i], betas[i], teacher)
+    first = step(0)
+    values = tf.TensorArray(tf.float32, size=tf.shape(etas)[0], element_shape=first.shape)
+    values = values.write(0, first)
+    for i in tf.range(1, tf.shape(etas)[0]):
+      values = values.write(i, step(i))
+    return values.stack()
 
   def _step(self, batch: types.Batch, eta, beta, teacher):
     m = self.method
@@ -289,14 +289,21 @@ class Learner:
           target.assign(online)
 
     metrics = {}
-    with tf.GradientTape(persistent=True) as tape:
+    # Target networks need no gradients: evaluated outside the tape.
+    target_dist, next_dist = targets.policy_dists(m, self._target_policy, batch)
+    actions, from_teacher = priors.prior_actions(m, batch.action, target_dist, teacher, beta,
+                                                 self._rng)
+    with tf.GradientTape() as tape:
       online_dist = self._policy(batch.observation)
-      # pi_k at s: only for a target-based prior or MPO's trust region.
-      needs_target = m.prior == 'target' or m.uses_duals
-      target_dist = self._target_policy(batch.observation) if needs_target else None
-      actions, from_teacher = self._prior_actions(batch, target_dist, beta, teacher)
-      critic_loss = self._critic_loss(batch, metrics) if m.uses_critic else 0.0
-      weights = self._weights(batch, actions, online_dist, eta, metrics)
+      q = q_policy = None
+      critic_loss = dual_loss = 0.0
+      if m.uses_critic:
+        with tape.stop_recording():
+          q, q_policy, next_probs = targets.critic_values(
+              m, self._target_critic, batch, actions, online_dist, next_dist,
+              cfg.critic_target_samples, self._rng, metrics)
+        critic_loss = self._critic_loss(batch, next_probs, metrics)
+      weights = self._weights(actions, q, q_policy, eta, metrics)
       log_probs = losses.gaussian_log_prob(online_dist[0][None], online_dist[1][None],
                                            actions)
       if m.uses_duals:
@@ -307,25 +314,28 @@ class Learner:
         metrics.update(kl_stats)
       else:
         policy_loss = losses.eq3_policy_loss(log_probs, weights)
+      # The three losses share no trainable variables (weights and Q are held
+      # fixed, the KL terms use fixed multipliers), so one backward pass over
+      # their sum gives each its own gradients.
+      total_loss = policy_loss + critic_loss + dual_loss
 
-    policy_vars = self._policy.trainable_variables
-    grads = tape.gradient(policy_loss, policy_vars)
-    grads, _ = tf.clip_by_global_norm(grads, cfg.max_gradient_norm)
-    self._policy_optimizer.apply(grads, policy_vars)
+    groups = [(self._policy.trainable_variables, self._policy_optimizer, True)]
     if m.uses_critic:
-      critic_vars = self._critic.trainable_variables
-      grads = tape.gradient(critic_loss, critic_vars)
-      grads, _ = tf.clip_by_global_norm(grads, cfg.max_gradient_norm)
-      self._critic_optimizer.apply(grads, critic_vars)
+      groups.append((self._critic.trainable_variables, self._critic_optimizer, True))
     if m.uses_duals:
-      dual_vars = self._duals.trainable_variables
-      self._dual_optimizer.apply(tape.gradient(dual_loss, dual_vars), dual_vars)
+      groups.append((self._duals.trainable_variables, self._dual_optimizer, False))
+    all_grads = tape.gradient(total_loss, [v for group, _, _ in groups for v in group])
+    for variables, optimizer, clip in groups:
+      grads, all_grads = all_grads[:len(variables)], all_grads[len(variables):]
+      if clip:
+        grads, _ = tf.clip_by_global_norm(grads, cfg.max_gradient_norm)
+      optimizer.apply(grads, variables)
+    if m.uses_duals:
       self._duals.project()
       metrics['dual_loss'] = dual_loss
       metrics['alpha_mean'] = tf.reduce_mean(self._duals.alpha_mean)
       metrics['alpha_stddev'] = tf.reduce_mean(self._duals.alpha_stddev)
       eta = self._duals.temperature
-    del tape
 
     if cfg.target_update == 'polyak':
       for target, online in self._target_pairs:
@@ -351,3 +361,4 @@ class Learner:
       metrics['kl_target_online'] = tf.reduce_mean(tf.reduce_sum(losses.gaussian_kl(
           target_dist[0], target_dist[1], online_dist[0], online_dist[1]), axis=-1))
     return metrics
+

@@ -1,8 +1,12 @@
 """Sampling actions from a method's prior (1 - beta) * base + beta * pi_teacher."""
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
+
+from learners import methods as methods_lib
+
+Gaussian = Tuple[tf.Tensor, tf.Tensor]  # (mean, stddev), each [B, A].
 
 
 def sample_gaussian(mean: tf.Tensor, stddev: tf.Tensor, num_samples: int,
@@ -29,3 +33,31 @@ def mix(base: tf.Tensor, teacher: tf.Tensor, uniform: tf.Tensor,
   from_teacher = uniform < beta
   actions = tf.where(from_teacher[..., None], teacher, base)
   return actions, tf.cast(from_teacher, base.dtype)
+
+
+def prior_actions(method: methods_lib.Method, batch_action: tf.Tensor,
+                  target: Optional[Gaussian], teacher: Optional[Gaussian], beta: tf.Tensor,
+                  rng: tf.random.Generator) -> Tuple[tf.Tensor, tf.Tensor]:
+  """[N, B, A] actions from the method's prior and the [N, B] teacher mask.
+
+  The base is pi_b (the batch action, tiled) or pi_k (`target`); the teacher's
+  share beta of the samples come from `teacher` (its samples or its mean, per
+  the row's `teacher_action`).
+  """
+  n = method.num_prior_samples
+  if method.uses_teacher:
+    teacher_mean, teacher_stddev = teacher
+    if method.teacher_action == 'mean':
+      teacher_actions = tf.tile(tf.clip_by_value(teacher_mean, -1.0, 1.0)[None], [n, 1, 1])
+    else:
+      teacher_actions = sample_gaussian(teacher_mean, teacher_stddev, n, rng)
+    if method.prior == 'teacher':
+      return teacher_actions, tf.ones(tf.shape(teacher_actions)[:2])
+  if method.prior == 'behavior':
+    base = tf.tile(batch_action[None], [n, 1, 1])
+  else:
+    base = sample_gaussian(*target, n, rng)
+  if not method.uses_teacher:
+    return base, tf.zeros(tf.shape(base)[:2])
+  uniform = rng.uniform(tf.shape(base)[:2])
+  return mix(base, teacher_actions, uniform, beta)

@@ -62,6 +62,11 @@ def concat(offline: Batch, online: Batch) -> Batch:
   return tf.nest.map_structure(cat, offline, online)
 
 
+def stack(batches) -> Batch:
+  """K batches -> one with a leading axis K (what `Learner.steps` takes)."""
+  return tf.nest.map_structure(lambda *xs: np.stack(xs), *batches)
+
+
 def validate(batch: Batch, obs_mode: str, image_size: Optional[int] = None) -> None:
   """Raises ValueError if `batch` does not match the format above.
 

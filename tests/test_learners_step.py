@@ -158,7 +158,7 @@ def test_a_new_method_is_a_new_row(teacher):
 
 
 def test_r_crr_prior_draws_teacher_actions_with_frequency_beta(teacher):
-  """Through the learner's own prior sampler: binomial test with a 5-sigma band."""
+  """Through the prior sampler the learner uses: binomial test with a 5-sigma band."""
   learner = learner_lib.Learner('R-CRR', STATE, teacher=teacher)
   size = 1000
   batch = types.Batch(
@@ -169,8 +169,9 @@ def test_r_crr_prior_draws_teacher_actions_with_frequency_beta(teacher):
   # A teacher that always says -0.5 with tiny noise, so its draws are recognisable.
   teacher_dist = (tf.fill((size, specs.ACTION_DIM), -0.5), tf.fill((size, specs.ACTION_DIM), 1e-3))
   beta = 0.75
-  actions, mask = learner._prior_actions(  # pylint: disable=protected-access
-      batch._replace(action=tf.constant(batch.action)), None, tf.constant(beta), teacher_dist)
+  actions, mask = priors.prior_actions(
+      learner.method, tf.constant(batch.action), None, teacher_dist, tf.constant(beta),
+      learner._rng)  # pylint: disable=protected-access
   actions = actions.numpy()
   n = actions.shape[0] * actions.shape[1]  # N samples x B states = 8000 draws.
   from_teacher = (actions[..., 0] < 0)
@@ -229,3 +230,28 @@ def test_target_networks_follow_online_networks(mode):
     learner.step(util.random_batch(rng, 8))  # Step 2 copies, then updates online.
     moved = [not np.array_equal(t.numpy(), old) for (t, _), old in zip(pairs, before)]
     assert any(moved)
+
+
+@pytest.mark.parametrize('method', ['CRR', 'R-CRR', 'MPO'])
+def test_k_steps_in_one_call_equal_k_single_calls(teacher, method):
+  """Acme's num_sgd_steps_per_step: same batches, same schedules, same weights."""
+  rng = np.random.default_rng(3)
+  batches = [util.random_batch(rng, 8) for _ in range(5)]
+  config = learner_lib.LearnerConfig(nets=util.SMALL_NETS, seed=4)
+  single = learner_lib.Learner(method, config, teacher=teacher)
+  per_step = [single.step(b) for b in batches]
+  multi = learner_lib.Learner(method, config, teacher=teacher)
+  stacked = multi.steps(types.stack(batches[:3]))
+  stacked_rest = multi.steps(types.stack(batches[3:]))
+  assert multi.num_steps == single.num_steps == 5
+  for name, values in stacked.items():
+    got = np.concatenate([values, stacked_rest[name]])
+    np.testing.assert_allclose(got, [m[name] for m in per_step], rtol=1e-5, atol=1e-6,
+                               err_msg=name)
+  for a, b in zip(single.policy.variables, multi.policy.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+  if method == 'CRR':  # Offline runs do not depend on the call size at all.
+    critic = lambda l: l._critic.variables  # pylint: disable=protected-access
+    for a, b in zip(single.policy.variables + critic(single),
+                    multi.policy.variables + critic(multi)):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())

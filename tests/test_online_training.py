@@ -131,16 +131,25 @@ def test_prefetched_batches_equal_batches_built_on_demand(data_dir):
                                       config=mixer_lib.OfflineStreamConfig(chunk=7))
     return mixer_lib.Mixer(16, lambda s: 1.0, mixer_lib.ItemBuffer(stream), None)
   plain, prefetcher = mixer(), mixer_lib.Prefetcher(mixer())
-  for step in range(12):
-    got = prefetcher.batch(step)
-    if step % 3:  # Mixed with steps built on demand (nothing pending).
-      prefetcher.prefetch(step + 1)
-    want = plain.batch(step)
-    np.testing.assert_array_equal(got.action, want.action)
-    np.testing.assert_array_equal(got.observation['proprio'], want.observation['proprio'])
-  prefetcher.prefetch(12)
-  with pytest.raises(AssertionError, match='step 12, asked for 13'):
-    prefetcher.batch(13)
+  step = 0
+  for k in (1, 3, 1, 2, 4, 1, 1):
+    got = prefetcher.batch(step, k)
+    assert got.action.shape == (k, 16, 5)
+    if k % 2:  # Mixed with calls built on demand (nothing pending).
+      prefetcher.prefetch(step + k, 2)
+    for i in range(k):
+      want = plain.batch(step + i)
+      np.testing.assert_array_equal(got.action[i], want.action)
+      np.testing.assert_array_equal(got.observation['proprio'][i], want.observation['proprio'])
+    step += k
+    if k % 2:  # Ask for what was prefetched.
+      got = prefetcher.batch(step, 2)
+      for i in range(2):
+        np.testing.assert_array_equal(got.action[i], plain.batch(step + i).action)
+      step += 2
+  prefetcher.prefetch(step, 3)
+  with pytest.raises(AssertionError, match=f'steps {step}\\+3, asked for {step}\\+2'):
+    prefetcher.batch(step, 2)
   prefetcher.close()
 
   # A source that fails on the prefetch thread fails the learner's next batch.
@@ -242,15 +251,17 @@ def test_same_seed_same_numbers_offline(data_dir, tmp_path):
 
 def test_nan_loss_stops_with_step_metric_and_checkpoint(data_dir, tmp_path, monkeypatch):
   from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  original = learner_lib.Learner.step
+  original = learner_lib.Learner.steps
 
-  def poisoned(self, batch, teacher_labels=None):
+  def poisoned(self, batches, teacher_labels=None):
     if self.num_steps == 3:
       raise learner_lib.NonFiniteError('Non-finite critic_loss=nan at learner step 3.')
-    return original(self, batch, teacher_labels)
+    return original(self, batches, teacher_labels)
 
-  monkeypatch.setattr(learner_lib.Learner, 'step', poisoned)
-  config = _config(data_dir, tmp_path / 'run', 'CRR', grad_steps=6, checkpoint_every_s=0)
+  monkeypatch.setattr(learner_lib.Learner, 'steps', poisoned)
+  # Calls of 3 steps, a checkpoint after each: the NaN comes in the second call.
+  config = _config(data_dir, tmp_path / 'run', 'CRR', grad_steps=6, checkpoint_every_s=0,
+                   grad_steps_per_call=3)
   with pytest.raises(config_lib.TrainingError, match=r'critic_loss.*step 3.*ckpt-3'):
     loop.train(config, log=lambda *a: None)
 

@@ -59,6 +59,11 @@ class RunConfig:
   variable_update_period: int = _identity(
       100, "env steps between an actor's fetches of the policy weights (num_actors > 1)")
   batch_size: int = _identity(64)
+  # Offline phases run this many grad steps per compiled learner call (Acme's
+  # num_sgd_steps_per_step); the same weights as one step per call (a test
+  # checks), only faster, so it is not part of a run's identity.
+  grad_steps_per_call: int = _operational(
+      50, 'grad steps per learner call in offline phases (speed only; online: 1)')
   eval_every: int = _identity(50_000, 'grad steps between evaluations (0: only the final one)')
   eval_episodes: int = _identity(20)
   final_eval_episodes: int = _identity(200)
@@ -83,6 +88,11 @@ class RunConfig:
   log_every: int = _operational(100, 'grad steps between metric summaries')
   resume: bool = _operational(False, 'continue the run whose checkpoints are in --workdir')
   progress: bool = _operational(True, 'tqdm progress bars')
+  # TensorFlow's thread pools in the launcher's process.  The nets are small
+  # (batch 64, 256 units), so running independent ops side by side beats
+  # splitting each op across cores (measured: docs/learners.md, "Speed").
+  intra_op_threads: int = _operational(1, 'TF threads inside one op (0: TF default)')
+  inter_op_threads: int = _operational(2, 'TF ops run side by side (0: TF default)')
   # Changes the offline item order, so a resume must keep it.
   offline_shuffle: int = _identity(10_000)
 
@@ -128,7 +138,7 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
     raise ledger_lib.BudgetError(f'{method.name} samples the teacher dataset; pass '
                                  '--offline_episodes > 0.')
   for name in ('batch_size', 'env_steps_per_grad_step', 'episode_steps', 'num_actors',
-               'n_step', 'min_replay_size', 'variable_update_period'):
+               'n_step', 'min_replay_size', 'variable_update_period', 'grad_steps_per_call'):
     if getattr(config, name) < 1:
       raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
   return method, online_budget

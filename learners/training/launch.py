@@ -19,6 +19,7 @@ lines go to <workdir>/run.log (`--verbosity 1` shows them).
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 from typing import Optional, Sequence, get_args
@@ -90,6 +91,16 @@ def _config(args: argparse.Namespace) -> config_lib.RunConfig:
   return config_lib.RunConfig(**values)
 
 
+def _set_tf_threads(intra_op: int, inter_op: int) -> None:
+  """TF's thread pools, before TF runs its first op (they cannot change after)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+  except RuntimeError as e:  # `main` called in a process that already ran TF (tests).
+    logging.warning('TF thread pools left as they are: %s', e)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   try:
@@ -100,6 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
   log_path = os.path.join(config.workdir, workdir_lib.RUN_LOG_FILE)
   with console.libraries_log(log_path, args.verbosity):
+    _set_tf_threads(config.intra_op_threads, config.inter_op_threads)
     from learners.training import loop  # pylint: disable=g-import-not-at-top
     from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
     try:

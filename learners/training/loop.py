@@ -86,16 +86,17 @@ class Run:
 
   # --- steps -----------------------------------------------------------------
 
-  def grad_step(self) -> None:
+  def grad_steps(self, k: int = 1, next_k: int = 1) -> None:
+    """k grad steps in one learner call; starts building the next call's `next_k`."""
     step = self.ledger.grad_steps
-    k = self.parts.mixer.num_offline(step)
+    offline = sum(self.parts.mixer.num_offline(s) for s in range(step, step + k))
     start = time.perf_counter()
-    batch, teacher_labels = self.prefetcher.batch(step)
+    batches, teacher_labels = self.prefetcher.batch(step, k)
     fetched = time.perf_counter()
-    if self.ready(step + 1):
-      self.prefetcher.prefetch(step + 1)
+    if next_k and self.ready(step + k):
+      self.prefetcher.prefetch(step + k, next_k)
     try:
-      metrics = self.learner.step(batch, teacher_labels)
+      metrics = self.learner.steps(batches, teacher_labels)
     except learner_lib.NonFiniteError as e:
       self.ledger.write(self.workdir)
       raise TrainingError(f'{e} Stopped; last checkpoint: {self.last_checkpoint}.') from e
@@ -105,17 +106,27 @@ class Run:
     else:
       self.timing['data_wait_s'] += fetched - start
       self.timing['learner_s'] += time.perf_counter() - fetched
-    self.ledger.grad_steps += 1
-    self.ledger.offline_items += k
-    self.ledger.online_items += self.config.batch_size - k
-    if step % self.config.log_every == 0:
-      self._log_metrics(step, metrics)
+    self.ledger.grad_steps += k
+    self.ledger.offline_items += offline
+    self.ledger.online_items += k * self.config.batch_size - offline
+    for i, s in enumerate(range(step, step + k)):
+      if s % self.config.log_every == 0:
+        self._log_metrics(s, {name: float(values[i]) for name, values in metrics.items()})
     if self.config.eval_every and self.ledger.grad_steps % self.config.eval_every == 0:
       self.evaluate(self.config.eval_episodes, 'eval')
 
   def grad_steps_until(self, due: int) -> None:
+    """The online phases: one step per call, as the env steps make them due."""
     while self.ledger.grad_steps < due:
-      self.grad_step()
+      self.grad_steps()
+
+  def call_size(self, step: int, until: int) -> int:
+    """Steps in the offline phase's call at `step`: up to `grad_steps_per_call`,
+    ending at `until` and at evaluation steps (0 at `until`)."""
+    k = min(self.config.grad_steps_per_call, until - step)
+    if self.config.eval_every:
+      k = min(k, self.config.eval_every - step % self.config.eval_every)
+    return max(k, 0)
 
   def _log_metrics(self, step: int, metrics: dict) -> None:
     self.clock.tick()
@@ -188,8 +199,9 @@ class Run:
     with self.progress(total=until, initial=self.ledger.grad_steps,
                        desc='offline grad steps', unit='step') as bar:
       while self.ledger.grad_steps < until:
-        self.grad_step()
-        bar.update(1)
+        k = self.call_size(self.ledger.grad_steps, until)
+        self.grad_steps(k, next_k=self.call_size(self.ledger.grad_steps + k, until))
+        bar.update(k)
         if self.checkpoint_due():
           self.checkpoint()
 

@@ -201,46 +201,52 @@ class Mixer:
       return parts[0]
     return types.concat(*parts)
 
+  def batches(self, step: int, k: int) -> types.Batch:
+    """The batches of steps [step, step + k), stacked (leading axis k)."""
+    return types.stack([self.batch(s) for s in range(step, step + k)])
+
 
 class Prefetcher:
-  """Builds the batch of step s + 1 on a thread while the learner runs step s.
+  """Builds the batches of the next learner call on a thread while this one runs.
 
   Acme's learners prefetch their dataset for the same reason: the teacher
   stream's slicing, the Reverb sampler and the teacher's relabelling (in
-  `prepare`) then overlap the grad step (and, in the synchronous loop, the
-  actor's env steps) instead of preceding it.  What a batch holds does not
+  `prepare`) then overlap the grad steps (and, in the synchronous loop, the
+  actor's env steps) instead of preceding them.  What a batch holds does not
   change: offline items come in the same order (the stream is a function of
   the step), and online items are a uniform sample of the table either way,
-  drawn a few env steps earlier.
+  drawn a few env steps earlier.  A call covers k steps: the k batches come
+  stacked (`Mixer.batches`), as `Learner.steps` takes them.
   """
 
   def __init__(self, mixer: Mixer, prepare: Callable[[types.Batch], Any] = lambda b: b):
-    """`batch(step)` returns `prepare(mixer.batch(step))` (e.g. with teacher labels)."""
+    """`batch(step, k)` returns `prepare(mixer.batches(step, k))` (e.g. with teacher labels)."""
     self.mixer = mixer
     self._prepare = prepare
-    self._pending = None  # (step, Future) of the batch being built, if any.
+    self._pending = None  # ((step, k), Future) of the batches being built, if any.
 
-  def _build(self, step: int):
-    return self._prepare(self.mixer.batch(step))
+  def _build(self, step: int, k: int):
+    return self._prepare(self.mixer.batches(step, k))
 
-  def prefetch(self, step: int) -> None:
-    """Starts building `step`'s batch (no-op while another one is pending)."""
+  def prefetch(self, step: int, k: int = 1) -> None:
+    """Starts building steps [step, step + k) (no-op while another build is pending)."""
     if self._pending is None:
-      self._pending = (step, background.in_background(self._build, step,
-                                                      name='mixer-prefetch'))
+      self._pending = ((step, k), background.in_background(self._build, step, k,
+                                                           name='mixer-prefetch'))
 
-  def batch(self, step: int):
-    """`step`'s prepared batch: the prefetched one, or built now if none is pending."""
+  def batch(self, step: int, k: int = 1):
+    """Steps [step, step + k), prepared: the prefetched ones, or built now if none is pending."""
     if self._pending is None:
-      return self._build(step)
+      return self._build(step, k)
     (built, future), self._pending = self._pending, None
     batch = future.result()  # Raises what the thread raised.
-    if built != step:
-      raise AssertionError(f'Prefetched the batch of step {built}, asked for {step}.')
+    if built != (step, k):
+      raise AssertionError(f'Prefetched the batches of steps {built[0]}+{built[1]}, asked '
+                           f'for {step}+{k}.')
     return batch
 
   def close(self, timeout_s: float = 60.0) -> None:
-    """Waits up to `timeout_s` for a pending batch (its thread is a daemon)."""
+    """Waits up to `timeout_s` for a pending build (its thread is a daemon)."""
     if self._pending is not None:
       futures.wait([self._pending[1]], timeout=timeout_s)
       self._pending = None

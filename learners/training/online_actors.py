@@ -58,7 +58,7 @@ def online_phase(run) -> None:
           pool.issue(next_index)
           next_index += 1
         if ledger.grad_steps < due:
-          run.grad_step()
+          run.grad_steps()
           if ledger.grad_steps % publish_every == 0:
             publisher.publish(ledger.grad_steps)
           results = pool.poll(0.0)
