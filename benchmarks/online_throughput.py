@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from envs import specs  # pylint: disable=g-import-not-at-top
 from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
 from learners.training import actors as actors_lib  # pylint: disable=g-import-not-at-top
 from learners.training import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -96,6 +97,16 @@ def bench_mixer(episodes, server, seconds):
         offline_fraction=0.5)
 
 
+def bench_policy(seconds):
+  """One observation through the student policy, as the actor calls it each env step."""
+  learner = learner_lib.Learner('BC', learner_lib.LearnerConfig())
+  policy = actors_lib.StudentPolicy(learner.distribution)
+  obs = {k: np.zeros(s.shape, s.dtype) for k, s in specs.observation_spec('state').items()}
+  policy.distribution(obs)
+  rate = _rate(lambda: len(policy.distribution(obs).mean) // specs.ACTION_DIM, seconds)
+  _emit(figure='policy_call', ms=round(1e3 / rate, 3), obs='state', nets='256x256')
+
+
 def bench_actor(server, seconds):
   learner = learner_lib.Learner('BC', learner_lib.LearnerConfig())
   with tempfile.TemporaryDirectory() as log_root:
@@ -161,6 +172,7 @@ def main():
   if not args.only_end_to_end:
     server, _ = bench_replay(args.seconds)
     bench_mixer(episodes, server, args.seconds)
+    bench_policy(args.seconds)
     bench_actor(server, args.seconds)
     server.stop()
   for num_actors in args.actors:

@@ -127,8 +127,8 @@ class Learner:
     # Any K: one trace with an unknown leading axis, not one per chunk length.
     self._steps_fn = (tf.function(self._steps, reduce_retracing=True)
                       if config.use_tf_function else self._steps)
-    self._policy_fn = (tf.function(self._policy.__call__)
-                       if config.use_tf_function else self._policy)
+    self._distribution_fn = networks.numpy_distribution(self._policy, config.obs_mode,
+                                                        config.image_size)
 
   # --- Public API -------------------------------------------------------------
 
@@ -146,9 +146,7 @@ class Learner:
 
   def distribution(self, observation) -> policy_lib.GaussianAction:
     """The student's action distribution (batched numpy), e.g. for actors/eval."""
-    obs = {k: observation[k] for k in self._student_keys}
-    mean, stddev = self._policy_fn(obs)
-    return policy_lib.GaussianAction(mean.numpy(), stddev.numpy())
+    return self._distribution_fn(observation)
 
   def teacher_labels(self, batch: types.Batch):
     """The teacher's (mean, stddev) on the batch states, or None if unused.

@@ -1,6 +1,7 @@
 """Known answers for the state encoder's input features."""
 
 import numpy as np
+import tensorflow as tf
 
 from envs import scene
 from envs import specs
@@ -41,3 +42,18 @@ def test_state_features_keep_leading_axes():
   stacked = networks.state_features(np.stack([proprio] * 3), np.stack([poses] * 3)).numpy()
   assert stacked.shape == (3, 1, 43)
   np.testing.assert_allclose(stacked[2, 0], networks.state_features(proprio, poses).numpy()[0])
+
+
+def test_numpy_distribution_equals_the_policy_for_any_batch_and_dtype():
+  policy = networks.GaussianPolicy('state', networks.NetworkConfig(encoder_size=32,
+                                                                   policy_torso=(32,)))
+  policy(networks.dummy_observation('state', specs.DEFAULT_IMAGE_SIZE))  # Build it.
+  rng = np.random.default_rng(0)
+  obs = {k: rng.normal(size=(3,) + s.shape) for k, s in specs.observation_spec('state').items()}
+  call = networks.numpy_distribution(policy, 'state', specs.DEFAULT_IMAGE_SIZE)
+  dist = call(obs)  # float64 inputs, as an env may give them; extra keys are ignored.
+  mean, stddev = policy({k: tf.constant(obs[k], tf.float32) for k in ('proprio', 'object_poses')})
+  np.testing.assert_allclose(dist.mean, mean.numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(dist.stddev, stddev.numpy(), rtol=1e-5, atol=1e-6)
+  one = call({k: v[:1] for k, v in obs.items()})
+  assert one.mean.shape == (1, specs.ACTION_DIM)

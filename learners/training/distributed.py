@@ -40,7 +40,6 @@ import reverb
 import tensorflow as tf
 
 from envs import policy as policy_lib
-from envs import specs
 from learners import networks
 from learners.training import actors as actors_lib
 from learners.training import background
@@ -105,8 +104,7 @@ class RemotePolicy:
     self._policy = networks.GaussianPolicy(obs_mode, nets)
     self._policy(networks.dummy_observation(obs_mode, image_size))
     self._variables = self._policy.variables
-    self._keys = specs.STUDENT_KEYS[obs_mode]
-    self._policy_fn = tf.function(self._policy.__call__)
+    self._distribution_fn = networks.numpy_distribution(self._policy, obs_mode, image_size)
     self._client = reverb.Client(address)
     self._timeout_s = max(1.0, timeout_ms / 1000)
     self.learner_step = -1
@@ -129,9 +127,7 @@ class RemotePolicy:
     return self.learner_step
 
   def distribution(self, observation) -> policy_lib.GaussianAction:
-    return policy_lib.call_unbatched(
-        lambda batched: policy_lib.GaussianAction(*self._policy_fn(batched)),
-        observation, self._keys)
+    return policy_lib.call_unbatched(self._distribution_fn, observation)
 
 
 # --- The actor process --------------------------------------------------------
