@@ -116,3 +116,12 @@ def test_grad_schedule_is_the_same_per_step_or_per_episode():
     per_episode = s.due(per_episode, start + steps - 1, 1, inserts)
   assert per_step == per_episode == (5 * steps - 2 * steps) // 5 + 1
   assert min_replay <= 2 * steps
+
+
+def test_speed_settings_are_checked_before_any_work():
+  base = dict(method='CRR', offline_episodes=8, workdir='unused')
+  with pytest.raises(ValueError, match='grad_steps_per_call must be >= 1'):
+    config_lib.check_config(config_lib.RunConfig(grad_steps_per_call=0, **base))
+  with pytest.raises(ValueError, match='inter_op_threads must be >= 0'):
+    config_lib.check_config(config_lib.RunConfig(inter_op_threads=-2, **base))
+  assert 'grad_steps_per_call' in config_lib.OPERATIONAL_FIELDS  # Speed only.

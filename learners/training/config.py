@@ -141,4 +141,8 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
                'n_step', 'min_replay_size', 'variable_update_period', 'grad_steps_per_call'):
     if getattr(config, name) < 1:
       raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
+  for name in ('intra_op_threads', 'inter_op_threads'):
+    if getattr(config, name) < 0:
+      raise ValueError(f'{name} must be >= 0 (0: TensorFlow\'s default), got '
+                       f'{getattr(config, name)}.')
   return method, online_budget
