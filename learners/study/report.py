@@ -35,6 +35,7 @@ from envs import specs  # pylint: disable=g-import-not-at-top
 from learners.study import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
 from learners.study import results as study_results  # pylint: disable=g-import-not-at-top
 from learners.study.results import pct  # pylint: disable=g-import-not-at-top
+from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
 
 _DPI = 110
 
@@ -253,9 +254,8 @@ def table_cells(study) -> str:
 
 def _settings_notes(study) -> list:
   """What differs from the paper's settings, read from the runs' configs."""
-  import json  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(study.workdir, study_results.STUDY_FILE)) as f:
-    configs = [r['config'] for r in json.load(f)['runs']]
+  index = run_files.read_json(os.path.join(study.workdir, study_results.STUDY_FILE))
+  configs = [r['config'] for r in index['runs']]
   notes = []
   steps = sorted({c['episode_steps'] for c in configs})
   if steps != [specs.EPISODE_STEPS]:

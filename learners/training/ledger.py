@@ -11,7 +11,6 @@ ledger); the loop also writes its counters as TensorBoard scalars.
 """
 
 import dataclasses
-import json
 import os
 import time
 from typing import Optional
@@ -108,8 +107,7 @@ class Ledger:
 
   @classmethod
   def read(cls, workdir: str) -> 'Ledger':
-    with open(os.path.join(workdir, LEDGER_FILE)) as f:
-      data = json.load(f)
+    data = workdir_lib.read_json(os.path.join(workdir, LEDGER_FILE))
     data.pop('spent', None)
     return cls(**data)
 

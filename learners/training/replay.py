@@ -118,8 +118,7 @@ class ReplayServer:
       os.makedirs(checkpoint_dir, exist_ok=True)
       digest_path = os.path.normpath(checkpoint_dir) + CONFIG_SUFFIX
       if os.path.exists(digest_path):
-        with open(digest_path) as f:
-          saved = json.load(f)
+        saved = workdir.read_json(digest_path)
         if saved['sha256'] != self._digest['sha256']:
           raise ReplayError(
               f'The replay checkpoint in {checkpoint_dir} was written with another table '
