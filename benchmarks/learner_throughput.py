@@ -97,9 +97,19 @@ def _batches(obs_mode: str, image_size: int):
   return out
 
 
+TEACHER = 'mastery'  # The shipped network: labels inside the compiled step.
+
+
+def _teacher():
+  if TEACHER == 'linear':
+    return _Teacher()
+  import envs  # pylint: disable=g-import-not-at-top
+  return envs.make_teacher(TEACHER)
+
+
 def _learner(method: str, obs_mode: str, image_size: int) -> learner_lib.Learner:
   config = learner_lib.LearnerConfig(obs_mode=obs_mode, image_size=image_size)
-  return learner_lib.Learner(method, config, teacher=_Teacher())
+  return learner_lib.Learner(method, config, teacher=_teacher())
 
 
 def measure(method: str, obs_mode: str, steps: int, per_call: int,
@@ -116,7 +126,10 @@ def measure(method: str, obs_mode: str, steps: int, per_call: int,
   for i in range(num_calls):
     learner.steps(calls[i % len(calls)], labels[i % len(calls)])
   rate = num_calls * per_call / (time.perf_counter() - start)
+  relabel = (None if not learner.method.uses_teacher else
+             'numpy, input side' if labels[0] is not None else 'in the compiled step')
   return {'figure': 'learner_steps_per_s', 'method': method, 'obs_mode': obs_mode,
+          'teacher': TEACHER if relabel else None, 'teacher_relabel': relabel,
           'batch': BATCH, 'nets': '256x256', 'image_size': image_size if obs_mode == 'vision'
           else None, 'steps_per_call': per_call, 'steps': num_calls * per_call,
           'steps_per_s': round(rate, 1), 'device': _device()}
@@ -180,6 +193,7 @@ def d3rlpy_crr(python: str, steps: int) -> dict:
 
 
 def main():
+  global TEACHER
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--steps', type=int, default=1000)
   parser.add_argument('--steps_per_call', type=int, default=50)
@@ -191,7 +205,10 @@ def main():
   parser.add_argument('--skip_vision', action='store_true')
   parser.add_argument('--intra_op', type=int, default=0, help='0: TF default')
   parser.add_argument('--inter_op', type=int, default=0, help='0: TF default')
+  parser.add_argument('--teacher', default=TEACHER,
+                      help='a teacher name or SavedModel path, or "linear" (numpy labels)')
   args = parser.parse_args()
+  TEACHER = args.teacher
   tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
   tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
   vision_steps = args.vision_steps or max(10, args.steps // 5)

@@ -4,7 +4,7 @@ import os
 
 # Bump on any change to dynamics, rendering, rewards or teacher behaviour:
 # every data card records it, and dataset versions must follow.
-ENV_VERSION = '1.1.0'
+ENV_VERSION = '2.0.0'
 
 # EGL renders headless on CPU (Mesa) and GPU alike; it must be chosen before
 # mujoco is imported anywhere.

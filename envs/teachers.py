@@ -1,25 +1,31 @@
-"""Teachers: Markov scripted grasp-lift-place controllers and SavedModel policies.
+"""Teachers: neural policies distilled from a scripted oracle, the oracles, and any SavedModel.
 
-A scripted teacher reads only the privileged state (`proprio`, `object_poses`)
-of one observation; its phase (approach, grasp, carry, place, retreat) is
-inferred from that state, never remembered, so the same observation always
-gives the same action distribution and any logged step can be relabelled.
-Everything is vectorised over a leading batch axis: learners relabel whole
-batches at once.
+The built-in teachers `mastery` and `generalization` are networks shipped as
+TF SavedModels under `envs/teacher_models/` (each with a `card.json`: recipe,
+rebuild command, measured success), trained by DAgger from the scripted
+`oracle` (`python -m learners.training.distill_teacher`), as the paper's and
+the RGB-stacking benchmark's teachers are.  A network is a function a student
+can represent; the scripted controller's action is a discontinuous function of
+the state, which a Gaussian MLP student clones badly.
 
-The two built-in teachers share the controller, which knows the object
-meshes (it grasps across the narrowest side of red's footprint and lowers red
-until it rests on blue), and differ the way the paper's teachers do in how
-often they fail: each has a *blind spot*, a fraction of blue's orientations in
-which it misjudges blue's centre and places red beside it.  The fraction is
-small for `mastery` and large for `generalization` on triplets 1-3, and was
-calibrated so deterministic success sits near the paper's Table I
-(docs/teachers.md has the measured table).  Both add Gaussian action noise in
-`stochastic` mode; evaluation uses the mean (`deterministic`).
+The scripted controllers stay selectable as teachers.  Each reads only the
+privileged state (`proprio`, `object_poses`) of one observation; its phase
+(approach, grasp, carry, place, retreat) is inferred from that state, never
+remembered, so the same observation always gives the same action distribution
+and any logged step can be relabelled.  Everything is vectorised over a
+leading batch axis: learners relabel whole batches at once.  `oracle` knows
+the object meshes (it grasps across the narrowest side of red's footprint and
+lowers red until it rests on blue) and has no blind spot; `scripted-mastery`
+and `scripted-generalization` are the teachers of env 1.x: the same controller
+with a *blind spot*, a fraction of blue's orientations in which it misjudges
+blue's centre, calibrated so deterministic success sat near Table I.  All add
+Gaussian action noise in `stochastic` mode; evaluation uses the mean
+(`deterministic`).
 """
 
 import dataclasses
 import functools
+import os
 from typing import Mapping
 
 import mujoco
@@ -30,7 +36,12 @@ from envs import specs
 from envs.policy import GaussianAction, call_unbatched
 from envs.triplets import Triplet, get_triplet
 
-TEACHER_NAMES = ('mastery', 'generalization')
+NEURAL_TEACHERS = ('mastery', 'generalization')
+ORACLE = 'oracle'
+SCRIPTED_TEACHERS = (ORACLE, 'scripted-mastery', 'scripted-generalization')
+TEACHER_NAMES = NEURAL_TEACHERS + SCRIPTED_TEACHERS
+CARD_FILE = 'card.json'
+_MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'teacher_models')
 
 _NUM_YAW_CANDIDATES = 18
 _BLIND_SECTORS = 5
@@ -54,14 +65,17 @@ class ScriptedTeacherConfig:
 
 
 TEACHER_CONFIGS = {
-    # Blind-spot fractions calibrated so deterministic success lands near the
-    # paper's Table I; see docs/teachers.md for the measured table.
-    'mastery': ScriptedTeacherConfig(stddev=0.15, default_blind_spot=0.2, blind_spot={
+    # The privileged controller the neural teachers are distilled from.
+    ORACLE: ScriptedTeacherConfig(stddev=0.15, default_blind_spot=0.0),
+    # Blind-spot fractions calibrated so deterministic success landed near the
+    # paper's Table I (env 1.x); docs/teachers.md has the measured table.
+    'scripted-mastery': ScriptedTeacherConfig(stddev=0.15, default_blind_spot=0.2, blind_spot={
         'triplet1': 0.14, 'triplet2': 0.30, 'triplet3': 0.10, 'triplet4': 0.19,
         'triplet5': 0.08}),
-    'generalization': ScriptedTeacherConfig(stddev=0.2, default_blind_spot=0.5, blind_spot={
-        'triplet1': 0.53, 'triplet2': 0.47, 'triplet3': 0.66, 'triplet4': 0.13,
-        'triplet5': 0.13}),
+    'scripted-generalization': ScriptedTeacherConfig(
+        stddev=0.2, default_blind_spot=0.5, blind_spot={
+            'triplet1': 0.53, 'triplet2': 0.47, 'triplet3': 0.66, 'triplet4': 0.13,
+            'triplet5': 0.13}),
 }
 
 
@@ -119,8 +133,7 @@ class ScriptedTeacher:
 
   def __init__(self, name: str, triplet, config: ScriptedTeacherConfig = None):
     if name not in TEACHER_CONFIGS and config is None:
-      raise ValueError(f'Unknown teacher {name!r}; valid choices: {", ".join(TEACHER_NAMES)}, '
-                       'or a path to a TF SavedModel policy.')
+      raise ValueError(_unknown(name))
     self.name = name
     self.triplet = get_triplet(triplet)
     self.config = config or TEACHER_CONFIGS[name]
@@ -248,30 +261,79 @@ class ScriptedTeacher:
     return np.where(blind[:, None], _MISJUDGEMENT * direction, 0.0)
 
 
-class SavedModelTeacher:
-  """A teacher loaded from a TF SavedModel whose signature maps observations to (mean, stddev)."""
+def shipped_model_path(name: str) -> str:
+  """Where the shipped SavedModel of neural teacher `name` lives."""
+  return os.path.join(_MODELS_DIR, name)
 
-  def __init__(self, path: str):
+
+def rebuild_command(name: str) -> str:
+  return f'python -m learners.training.distill_teacher --teacher {name}'
+
+
+def _unknown(name: str) -> str:
+  return (f'Unknown teacher {name!r}; valid choices: {", ".join(TEACHER_NAMES)}, '
+          'or a path to a TF SavedModel policy.')
+
+
+# What `distribution` must accept and return: (name, last dimension).
+_INPUTS = (('proprio', specs.PROPRIO_DIM), ('object_poses', specs.OBJECT_POSES_DIM))
+_OUTPUTS = (('mean', specs.ACTION_DIM), ('stddev', specs.ACTION_DIM))
+
+
+class SavedModelTeacher:
+  """A teacher loaded from a TF SavedModel: distribution(proprio, object_poses) -> (mean, stddev).
+
+  `function` is the model's own `distribution` (a TF function): learners call
+  it inside their compiled step, so relabelling a batch costs no numpy round trip.
+  """
+
+  def __init__(self, path: str, name: str = None, rebuild: str = None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    self.name = path
+    self.name = name or path
+    self.path = path
+    hint = (f' Rebuild it with: {rebuild}' if rebuild else
+            ' A teacher is one of ' + ', '.join(TEACHER_NAMES) + ' or a SavedModel directory.')
+    if not os.path.isdir(path):
+      raise ValueError(f'No teacher SavedModel at {path!r}.{hint}')
     try:
       self._model = tf.saved_model.load(path)
     except (OSError, ValueError) as e:
-      raise ValueError(f'Could not load a teacher SavedModel from {path!r}: {e}. A teacher '
-                       f'is one of {", ".join(TEACHER_NAMES)} or a SavedModel directory.') from e
+      raise ValueError(f'Could not load a teacher SavedModel from {path!r}: {e}.{hint}') from e
     if not hasattr(self._model, 'distribution'):
       raise ValueError(f'SavedModel at {path!r} has no `distribution` function; it must '
                        'export distribution(proprio, object_poses) -> (mean, stddev).')
+    self.function = self._model.distribution
+    _check_signature(path, self.function)
 
   def distribution(self, observation: Mapping[str, np.ndarray]) -> GaussianAction:
-    return _on_batch(observation, np.float32, self._model.distribution)
+    return _on_batch(observation, np.float32, self.function)
+
+
+def _check_signature(path: str, function) -> None:
+  """Calls `function` on a zero batch and names the input or output that does not fit."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  args = [tf.zeros([2, dim], tf.float32) for _, dim in _INPUTS]
+  try:
+    outputs = function(*args)
+  except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
+    expected = ', '.join(f'{n}: float32 [batch, {d}]' for n, d in _INPUTS)
+    raise ValueError(f'Teacher SavedModel at {path!r}: `distribution` does not accept '
+                     f'the inputs ({expected}): {e}') from e
+  if not isinstance(outputs, (tuple, list)) or len(outputs) != len(_OUTPUTS):
+    raise ValueError(f'Teacher SavedModel at {path!r}: `distribution` must return '
+                     f'(mean, stddev), got {type(outputs).__name__}.')
+  for (name, dim), out in zip(_OUTPUTS, outputs):
+    if tuple(out.shape) != (2, dim):
+      raise ValueError(f'Teacher SavedModel at {path!r}: output `{name}` has shape '
+                       f'{tuple(out.shape)} for a batch of 2; expected (2, {dim}).')
 
 
 def make_teacher(name: str, triplet='triplet1'):
-  """A built-in teacher by name, or a SavedModel teacher by directory path."""
+  """A teacher by name (neural, scripted or oracle), or a SavedModel teacher by directory path."""
+  if name in NEURAL_TEACHERS:
+    return SavedModelTeacher(shipped_model_path(name), name=name, rebuild=rebuild_command(name))
   if name in TEACHER_CONFIGS:
     return ScriptedTeacher(name, triplet)
   if '/' in name or name.startswith('.'):
     return SavedModelTeacher(name)
-  raise ValueError(f'Unknown teacher {name!r}; valid choices: {", ".join(TEACHER_NAMES)}, '
-                   'or a path to a TF SavedModel policy.')
+  raise ValueError(_unknown(name))

@@ -7,7 +7,7 @@ between methods is only data in the `Method` row (see methods.py).
 """
 
 import dataclasses
-from typing import Dict, Optional, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -70,6 +70,10 @@ class Learner:
       raise ValueError(f'Method {self.method.name!r} relabels with the teacher; '
                        'pass teacher=...')
     self._teacher = teacher
+    # A network teacher (SavedModel) exposes its TF function: its labels are
+    # computed inside the compiled step; a scripted one labels in numpy.
+    self._teacher_fn = (getattr(teacher, 'function', None) if self.method.uses_teacher
+                        else None)
     self._student_keys = specs.STUDENT_KEYS[config.obs_mode]
 
     if config.deterministic:
@@ -152,9 +156,10 @@ class Learner:
     """The teacher's (mean, stddev) on the batch states, or None if unused.
 
     Numpy and stateless, so it may run on an input thread ahead of `step`.
-    Any leading axes (B, or K stacked batches of B) are kept.
+    Any leading axes (B, or K stacked batches of B) are kept.  None as well
+    for a network teacher: the compiled step labels the batch itself.
     """
-    if not self.method.uses_teacher:
+    if not self.method.uses_teacher or self._teacher_fn is not None:
       return None
     obs = {k: np.asarray(batch.observation[k]) for k in specs.TEACHER_KEYS}
     lead = obs[specs.TEACHER_KEYS[0]].shape[:-1]
@@ -163,6 +168,11 @@ class Learner:
     shape = lead + (specs.ACTION_DIM,)
     return (np.asarray(dist.mean, np.float32).reshape(shape),
             np.asarray(dist.stddev, np.float32).reshape(shape))
+
+  def relabel(self, observation: Mapping[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The network teacher's (mean, stddev) on teacher-key observations, as TF ops."""
+    return tuple(self._teacher_fn(*(tf.cast(observation[k], tf.float32)
+                                    for k in specs.TEACHER_KEYS)))
 
   def step(self, batch: types.Batch, teacher_labels=None) -> Dict[str, float]:
     """One gradient step; returns metrics as Python floats.
@@ -197,7 +207,10 @@ class Learner:
     start = self._py_steps
     eta, beta = (tf.constant([f(s) for s in range(start, start + k)] if stacked else f(start),
                              tf.float32) for f in (self.method.eta, self.method.beta))
-    teacher = teacher_labels if teacher_labels is not None else self.teacher_labels(batch)
+    if self._teacher_fn is not None:  # The teacher's inputs; `_step` labels them.
+      teacher = {k: batch.observation[k] for k in specs.TEACHER_KEYS}
+    else:
+      teacher = teacher_labels if teacher_labels is not None else self.teacher_labels(batch)
     student = lambda obs: {key: obs[key] for key in self._student_keys}
     batch = batch._replace(observation=student(batch.observation),
                            next_observation=student(batch.next_observation))
@@ -285,6 +298,9 @@ class Learner:
       if self._num_steps % cfg.target_update_period == 0:
         for target, online in self._target_pairs:
           target.assign(online)
+
+    if self._teacher_fn is not None:
+      teacher = self.relabel(teacher)
 
     metrics = {}
     # Target networks need no gradients: evaluated outside the tape.

@@ -20,10 +20,16 @@ DATASET_NAME = 'rgb_stacking_teacher'
 STUDENT_LOG_NAME = 'rgb_stacking_student'
 
 # Semantic version of the episode format *and* of what produced the episodes.
-# Bump MAJOR for a feature-spec change, MINOR for a changed env or teacher
-# (same spec, different data), PATCH for metadata/card-only changes.
-VERSION = '1.1.0'
+# Bump MAJOR for a feature-spec change or a new kind of teacher, MINOR for a
+# changed env or teacher (same spec, different data), PATCH for
+# metadata/card-only changes.
+VERSION = '2.0.0'
 RELEASE_NOTES = {
+    '2.0.0': ('Env 2.0.0: the teachers `mastery` and `generalization` are '
+              'networks distilled by DAgger from the scripted oracle (shipped '
+              'SavedModels, envs/teacher_models/); the scripted teachers of '
+              '1.x are `scripted-mastery` and `scripted-generalization`. Same '
+              'features, different episodes.'),
     '1.1.0': ('Env 1.1.0: contact impratio 5 instead of 10 (14 % faster '
               'physics, teacher success unchanged within noise); same '
               'features, different episodes.'),

@@ -28,7 +28,7 @@ STANDARD_SIZES = DEMO_SIZES + PAPER_SIZES
 DEFAULT_POLICY_MODE = 'stochastic'
 
 _NAME_RE = re.compile(
-    r'^(?P<triplet>triplet\d+)_(?P<teacher>[a-z]+)_(?P<obs_mode>[a-z]+)_'
+    r'^(?P<triplet>triplet\d+)_(?P<teacher>[a-z][a-z-]*)_(?P<obs_mode>[a-z]+)_'
     r'(?P<size>\d+)(?:_(?P<policy_mode>stochastic|deterministic))?'
     r'(?:_steps(?P<episode_steps>\d+))?(?:_img(?P<image_size>\d+))?$')
 
@@ -116,7 +116,7 @@ def make_config(triplet: str, teacher: str, obs_mode: str, size: int,
 def standard_configs(sizes: Iterable[int] = STANDARD_SIZES
                      ) -> list[TeacherConfig]:
   return [make_config(t, teacher, obs, size)
-          for t in triplets.TRIPLET_NAMES for teacher in teachers.TEACHER_NAMES
+          for t in triplets.TRIPLET_NAMES for teacher in teachers.NEURAL_TEACHERS
           for obs in specs.OBS_MODES for size in sizes]
 
 

@@ -213,6 +213,15 @@ def test_missing_dataset_and_wrong_version(built, tmp_path):
   with pytest.raises(teacher_dataset.TeacherDatasetError,
                      match='version 9.9.9 is needed'):
     teacher_dataset.load_teacher_dataset(LARGE, job_dir, version='9.9.9')
+  # A dataset of the scripted teachers (1.x) is refused, with the rebuild command.
+  old_dir = str(tmp_path / 'old')
+  shutil.copytree(_vdir(job_dir, LARGE), _vdir(old_dir, LARGE).replace(
+      rlds_spec.VERSION, '1.1.0'))
+  with pytest.raises(teacher_dataset.TeacherDatasetError,
+                     match=f'version\\(s\\) 1.1.0 .* version {rlds_spec.VERSION} is needed') as err:
+    teacher_dataset.load_teacher_dataset(LARGE, old_dir)
+  assert f'--teachers mastery --obs state --sizes 8 --episode_steps 20 --data_dir {old_dir}' in str(
+      err.value)
 
 
 def test_interrupted_build_leaves_nothing_loadable(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import envs
 from envs import specs
 from learners import learner as learner_lib
 from learners import methods
@@ -79,6 +80,42 @@ def test_teacher_labels_computed_ahead_give_the_same_step(teacher):
   assert mean.shape == stddev.shape == (8, specs.ACTION_DIM) and mean.dtype == np.float32
   assert learner_lib.Learner('CRR', STATE).teacher_labels(util.random_batch(
       np.random.default_rng(2), 8)) is None
+
+
+class _NumpyOnly:
+  """The same teacher without its TF function: the learner labels in numpy."""
+
+  def __init__(self, teacher):
+    self.name, self.distribution = teacher.name, teacher.distribution
+
+
+@pytest.mark.parametrize('obs_mode', ['state', 'vision'])
+def test_network_teacher_labels_inside_the_compiled_step(obs_mode):
+  network_teacher = envs.make_teacher('mastery')  # The shipped SavedModel.
+  config = dataclasses.replace(STATE if obs_mode == 'state' else VISION, seed=3)
+  batch = util.random_batch(np.random.default_rng(4), 8, obs_mode)
+  learner = learner_lib.Learner('R-CRR', config, teacher=network_teacher)
+  assert learner.teacher_labels(batch) is None  # Nothing left for the input thread.
+  obs = {k: batch.observation[k] for k in specs.TEACHER_KEYS}
+  mean, stddev = tf.function(learner.relabel)(obs)
+  expected = network_teacher.distribution(obs)
+  np.testing.assert_allclose(mean.numpy(), expected.mean, rtol=0, atol=1e-6)
+  np.testing.assert_allclose(stddev.numpy(), expected.stddev, rtol=0, atol=1e-6)
+
+  def run(teacher):
+    rng = np.random.default_rng(1)
+    learner = learner_lib.Learner('DAgger', config, teacher=teacher)
+    metrics = [learner.step(util.random_batch(rng, 8, obs_mode)) for _ in range(2)]
+    metrics.append(learner.steps(types.stack([util.random_batch(rng, 8, obs_mode)
+                                              for _ in range(3)])))
+    return metrics, [v.numpy() for v in learner.policy.trainable_variables]
+  (in_graph, weights), (numpy_path, numpy_weights) = (run(network_teacher),
+                                                      run(_NumpyOnly(network_teacher)))
+  for a, b in zip(in_graph, numpy_path):
+    for name in a:
+      np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+  for a, b in zip(weights, numpy_weights):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_checkpoint_restores_everything_and_training_continues_identically(tmp_path, teacher):

@@ -1,6 +1,7 @@
-"""Teachers: Markov property, batching, success bands, SavedModel loading, evaluation CLI."""
+"""Teachers: Markov property, batching, success bands, SavedModel loading and errors, eval CLI."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -21,8 +22,9 @@ def logged_steps():
   return [t.observation for t in traj.timesteps]
 
 
-def test_teacher_is_markov(logged_steps):
-  teacher = envs.make_teacher('generalization', 'triplet1')
+@pytest.mark.parametrize('name', ['generalization', 'scripted-generalization'])
+def test_teacher_is_markov(logged_steps, name):
+  teacher = envs.make_teacher(name, 'triplet1')
   # Query in reverse order, then forward: no hidden state may change the answer.
   backward = [teacher.distribution(o) for o in logged_steps[::-1]][::-1]
   forward = [teacher.distribution(o) for o in logged_steps]
@@ -30,12 +32,13 @@ def test_teacher_is_markov(logged_steps):
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.stddev, b.stddev)
   # A fresh teacher object gives the same distribution too.
-  again = envs.make_teacher('generalization', 'triplet1').distribution(logged_steps[30])
+  again = envs.make_teacher(name, 'triplet1').distribution(logged_steps[30])
   np.testing.assert_array_equal(again.mean, forward[30].mean)
 
 
-def test_batched_relabel_equals_one_by_one(logged_steps):
-  teacher = envs.make_teacher('mastery', 'triplet1')
+@pytest.mark.parametrize('name', ['mastery', 'scripted-mastery'])
+def test_batched_relabel_equals_one_by_one(logged_steps, name):
+  teacher = envs.make_teacher(name, 'triplet1')
   batch = {k: np.stack([o[k] for o in logged_steps]) for k in ('proprio', 'object_poses')}
   dist = teacher.distribution(batch)
   assert dist.mean.shape == (len(logged_steps), 5) and dist.mean.dtype == np.float32
@@ -72,49 +75,81 @@ def _success(teacher_name, triplet, n):
 
 
 def test_teachers_are_good_but_not_perfect():
-  # 24 episodes each: wide bands around the Table I regime (binomial sd ~10%).
-  mastery = _success('mastery', 'triplet1', 24)
-  generalization = _success('generalization', 'triplet1', 24)
-  assert 0.45 <= mastery <= 0.97, mastery
-  assert 0.10 <= generalization <= 0.65, generalization
-  assert mastery > generalization
+  # Triplet 3 is where the generalization gap shows (docs/teachers.md: 68.0 %
+  # vs 21.5 % over 200 episodes); 24 episodes each, wide bands (binomial sd ~10 %).
+  mastery = _success('mastery', 'triplet3', 24)
+  generalization = _success('generalization', 'triplet3', 24)
+  assert 0.4 <= mastery <= 0.95, mastery
+  assert 0.02 <= generalization <= 0.5, generalization
+  assert mastery > generalization + 0.2
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason='issue 17: the shipped models miss the Table I regime in '
+                   '5 of 10 cells (docs/teachers.md); passes once they are recalibrated')
 def test_teacher_table_in_paper_regime():
+  """The issue's bands: mastery 50-90 %, generalization 30-50 % (1-3) and 75-95 % (4-5)."""
   cells = {(c['teacher'], c['triplet']): c['success_rate']
            for c in evaluate.evaluate(['mastery', 'generalization'], list(envs.TRIPLET_NAMES),
-                                      100, workers=2)}
+                                      200, workers=2)}
   for t in envs.TRIPLET_NAMES:
-    assert 0.4 <= cells[('mastery', t)] <= 0.95, (t, cells)
+    assert 0.5 <= cells[('mastery', t)] <= 0.9, (t, cells)
   for t in ('triplet1', 'triplet2', 'triplet3'):
-    assert 0.2 <= cells[('generalization', t)] <= 0.6, (t, cells)
-    assert cells[('generalization', t)] < cells[('mastery', t)] + 0.05
+    assert 0.3 <= cells[('generalization', t)] <= 0.5, (t, cells)
   for t in ('triplet4', 'triplet5'):
-    assert 0.65 <= cells[('generalization', t)] <= 0.98, (t, cells)
+    assert 0.75 <= cells[('generalization', t)] <= 0.95, (t, cells)
 
 
-def test_savedmodel_teacher(tmp_path, logged_steps):
+def _save_policy(path, proprio_dim=10, mean_dim=5):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  class Linear(tf.Module):
+  class Policy(tf.Module):
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 10], tf.float32),
+    @tf.function(input_signature=[tf.TensorSpec([None, proprio_dim], tf.float32),
                                   tf.TensorSpec([None, 21], tf.float32)])
     def distribution(self, proprio, object_poses):
-      mean = tf.tanh(object_poses[:, :5] - proprio[:, :5])
+      mean = tf.tanh(object_poses[:, :mean_dim] - proprio[:, :mean_dim])
       return mean, 0.1 * tf.ones_like(mean)
 
-  tf.saved_model.save(Linear(), str(tmp_path / 'teacher'))
-  teacher = envs.make_teacher(str(tmp_path / 'teacher'))
-  obs = logged_steps[5]
-  dist = teacher.distribution(obs)
-  expected = np.tanh(obs['object_poses'][:5] - obs['proprio'][:5])
-  np.testing.assert_allclose(dist.mean, expected, atol=1e-6)
-  with pytest.raises(ValueError, match='mastery, generalization'):
-    envs.make_teacher(str(tmp_path / 'missing'))
-  with pytest.raises(ValueError, match='mastery, generalization'):
-    envs.make_teacher('expert')
+  tf.saved_model.save(Policy(), str(path))
+  return str(path)
+
+
+def test_savedmodel_signature_mismatch_names_the_input_or_output(tmp_path):
+  with pytest.raises(ValueError, match=r'does not accept the inputs \(proprio: float32 '):
+    envs.make_teacher(_save_policy(tmp_path / 'wide', proprio_dim=12))
+  with pytest.raises(ValueError, match=r'output `mean` has shape \(2, 4\)'):
+    envs.make_teacher(_save_policy(tmp_path / 'short', mean_dim=4))
+
+
+def test_missing_shipped_teacher_names_path_and_rebuild_command(tmp_path, monkeypatch):
+  from envs import teachers  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(teachers, '_MODELS_DIR', str(tmp_path))
+  with pytest.raises(ValueError) as e:
+    envs.make_teacher('generalization')
+  assert str(tmp_path / 'generalization') in str(e.value)
+  assert 'python -m learners.training.distill_teacher --teacher generalization' in str(e.value)
+  (tmp_path / 'mastery').mkdir()  # A directory that is not a SavedModel.
+  with pytest.raises(ValueError, match='Could not load .* Rebuild it with: python -m'):
+    envs.make_teacher('mastery')
+
+
+def test_shipped_teachers_have_cards():
+  from envs import teachers  # pylint: disable=g-import-not-at-top
+  for name in teachers.NEURAL_TEACHERS:
+    path = teachers.shipped_model_path(name)
+    card = json.loads(open(os.path.join(path, teachers.CARD_FILE)).read())
+    assert card['teacher'] == name and card['oracle'] == teachers.ORACLE
+    assert card['command'].startswith(teachers.rebuild_command(name))
+    assert len(card['weights_sha256']) == 64
+    assert sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
+               for f in fs) < 5e6  # A few MB at most.
+    assert sorted(card['test_success']) == list(envs.TRIPLET_NAMES)
+    assert {c['episodes'] for c in card['test_success'].values()} == {200}
+  from learners.study import results  # pylint: disable=g-import-not-at-top
+  cells = results.shipped_teacher_cells()  # What a study report shows as Table I.
+  assert {(c['teacher'], c['triplet']) for c in cells} == {
+      (t, s) for t in teachers.NEURAL_TEACHERS for s in envs.TRIPLET_NAMES}
 
 
 def test_wilson_interval_known_values():

@@ -19,13 +19,13 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from envs import evaluate as envs_evaluate
+from envs import teachers as envs_teachers
 from learners.training import workdir as run_files
 
 STUDY_FILE = 'study.json'  # The expanded runs, written by the runner: what the report reads.
 TEACHERS_FILE = 'teachers.json'  # Teacher evaluation on the students' eval seeds.
 RUNS_DIR = 'runs'  # One folder per run, named by `grid.Run.name`.
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_TEACHER_TABLE = os.path.join(REPO, 'docs', 'results', 'teacher_table.json')
 BOOTSTRAP = 2000
 
 
@@ -136,14 +136,25 @@ def load_study(workdir: str) -> Study:
   if os.path.exists(teachers_path):
     teachers, source = run_files.read_json(teachers_path)['cells'], (
         f'{TEACHERS_FILE} (this study, the students\' evaluation seeds)')
-  elif os.path.exists(DEFAULT_TEACHER_TABLE):
-    teachers, source = run_files.read_json(DEFAULT_TEACHER_TABLE)['cells'], (
-        'docs/results/teacher_table.json (same evaluation seeds, 400-step episodes)')
   else:
-    teachers, source = [], 'none'
+    teachers = shipped_teacher_cells()
+    source = ('the shipped teachers\' cards, envs/teacher_models/*/card.json (same '
+              'evaluation seeds, 400-step episodes)') if teachers else 'none'
   return Study(name=index['name'], workdir=workdir, cells=list(cells.values()),
                missing=missing, teachers=teachers, teacher_source=source,
                description=index.get('description', ''))
+
+
+def shipped_teacher_cells() -> list:
+  """Table I of the shipped neural teachers: the evaluation their cards record."""
+  cells = []
+  for name in envs_teachers.NEURAL_TEACHERS:
+    path = os.path.join(envs_teachers.shipped_model_path(name), envs_teachers.CARD_FILE)
+    if os.path.exists(path):
+      card = run_files.read_json(path)
+      cells += [dict(cell, teacher=name, triplet=triplet)
+                for triplet, cell in card.get('test_success', {}).items()]
+  return cells
 
 
 def best_per_budget(cells: Iterable[Cell]) -> dict:

@@ -38,7 +38,7 @@ class StudySpec:
   grid: Grid
   sweeps: Sequence[Grid] = ()
   defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  teacher_eval_episodes: int = 0  # 0: the report uses docs/results/teacher_table.json.
+  teacher_eval_episodes: int = 0  # 0: the report uses the shipped teachers' cards.
   description: str = ''
 
 def _grid(data: Mapping[str, Any], where: str) -> Grid:
