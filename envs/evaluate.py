@@ -1,8 +1,8 @@
 """Evaluate teachers on stacking triplets: success rate with a 95% interval.
 
   python -m envs.evaluate --teacher generalization --triplet triplet1 --episodes 200
-  python -m envs.evaluate --teacher all --triplet all --episodes 200 --workers 2 \
-      --output runs/teacher_table.json          # the Table I equivalent
+  python -m envs.evaluate --teacher mastery,generalization --triplet all --episodes 200 \
+      --workers 2 --output runs/teacher_table.json   # the Table I equivalent
   python -m envs.evaluate --teacher mastery --triplet triplet2 --episodes 3 \
       --video runs/mastery_t2.gif               # watch what the teacher does
 

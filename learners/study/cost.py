@@ -1,6 +1,7 @@
 """What a study costs before it runs: env steps, grad steps, hours (`--dry_run`)."""
 
 import dataclasses
+import json
 import os
 from typing import Any, Mapping, Sequence
 
@@ -9,17 +10,12 @@ from learners.study import results
 from learners.study.grid import Run, dataset_groups, run_state
 from learners.study.spec import StudySpec
 
-# Seconds per unit of work, per worker, state obs: measured runs of the demo
-# (where and how: docs/study.md, "Cost estimate").  Vision is scaled by
-# _VISION_FACTOR, and the estimate says so.
-COST_S = {
-    'actor_env_step': 4.0e-3,  # Student step: policy sample, envlogger, Reverb insert.
-    'eval_env_step': 2.5e-3,  # Deterministic evaluation step.
-    'teacher_env_step': 4.5e-3,  # Beam dataset build, per worker process.
-    # Gradient step (batch 64, 256-unit nets) by weighting, data wait included.
-    'grad_step': {'none': 12e-3, 'advantage': 16e-3, 'softmax': 21e-3, 'mpo': 24e-3},
-    'run_overhead': 20.0,  # Process start, TF import, dataset open, Reverb.
-}
+# Seconds per unit of work, per worker, state obs: fitted to the run summaries
+# of a finished study by `benchmarks/cost_rates.py` (the file says which study).
+# Vision is scaled by _VISION_FACTOR, and the estimate says so.
+RATES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'cost_rates.json')
+with open(RATES_FILE) as _f:
+  COST_S = json.load(_f)['rates']
 _VISION_FACTOR = 10.0
 
 

@@ -78,7 +78,7 @@ class Run:
     # first grad step (tf.function tracing, stream start-up) is kept apart so
     # that data_wait_s and learner_s describe the steady state.
     self.timing = collections.Counter(data_wait_s=0.0, learner_s=0.0, actor_s=0.0,
-                                      actor_wait_s=0.0, first_step_s=0.0)
+                                      actor_wait_s=0.0, first_step_s=0.0, eval_s=0.0)
     self._first_step = True
 
   def ready(self, step: int) -> bool:
@@ -140,8 +140,10 @@ class Run:
       f.write(json.dumps(dict(grad_step=step, **metrics)) + '\n')
 
   def evaluate(self, episodes: int, label: str) -> evaluation.EvalResult:
+    start = time.perf_counter()
     result = self.parts.evaluator.run(actors_lib.StudentPolicy(self.learner.distribution),
                                       episodes, self.ledger.grad_steps)
+    self.timing['eval_s'] += time.perf_counter() - start  # The study's cost model reads it.
     self.ledger.eval_episodes += episodes
     self.evals.append(dict(result.as_dict(), label=label, spent=self.ledger.spent))
     workdir_lib.write_json_atomic(os.path.join(self.workdir, workdir_lib.EVAL_FILE),

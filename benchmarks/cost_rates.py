@@ -1,0 +1,104 @@
+"""Per-step costs measured in a finished study's runs, against the dry run's cost model.
+
+  python benchmarks/cost_rates.py runs/demo            # one JSON line per figure
+  python benchmarks/cost_rates.py runs/demo --write    # refit learners/study/cost_rates.json
+
+Reads each run's `summary.json` (the loop's own timers: learner, actor,
+evaluation, first step) and prints, per unit the cost model prices, the
+median measured seconds, the model's value and their ratio.  `--write` puts
+the measured medians into the rates file `learners.study.cost` reads, keeping
+the old value for any unit no run measured (the output says which).  The
+machine's load while the study ran is in the figures: fit from a study run
+the way you will run the next one (e.g. `--workers 2` on 2 cores).
+"""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from learners import methods as methods_lib  # pylint: disable=g-import-not-at-top
+from learners.study import cost  # pylint: disable=g-import-not-at-top
+from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
+
+
+def samples(study_dir: str) -> dict:
+  """{unit: [seconds per unit, one per run]} from the study's finished runs."""
+  out = {}
+  for run_dir in sorted(glob.glob(os.path.join(study_dir, 'runs', '*'))):
+    summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
+    if not os.path.exists(summary_path):
+      continue
+    summary = run_files.read_json(summary_path)
+    config = run_files.read_json(os.path.join(run_dir, 'config.json'))
+    if config['obs'] != 'state':
+      continue  # The model prices state runs; vision is a factor on top.
+    timing, ledger = summary['timing'], summary['ledger']
+    weighting = methods_lib.get_method(config['method']).weighting
+    if ledger['grad_steps']:
+      out.setdefault(f'grad_step.{weighting}', []).append(
+          (timing['learner_s'] + timing.get('data_wait_s', 0.0)) / ledger['grad_steps'])
+    if ledger['env_steps'] and timing.get('actor_s'):
+      out.setdefault('actor_env_step', []).append(timing['actor_s'] / ledger['env_steps'])
+    if timing.get('eval_s') and ledger['eval_episodes']:
+      eval_steps = ledger['eval_episodes'] * config['episode_steps']
+      out.setdefault('eval_env_step', []).append(timing['eval_s'] / eval_steps)
+      accounted = sum(timing.get(k, 0.0) for k in ('learner_s', 'data_wait_s', 'actor_s',
+                                                   'actor_wait_s', 'eval_s', 'first_step_s'))
+      out.setdefault('run_overhead', []).append(max(0.0, ledger['wall_time_s'] - accounted))
+  return out
+
+
+def _get(rates: dict, unit: str) -> float:
+  head, _, tail = unit.partition('.')
+  return rates[head][tail] if tail else rates[head]
+
+
+def _set(rates: dict, unit: str, value: float) -> None:
+  head, _, tail = unit.partition('.')
+  if tail:
+    rates[head][tail] = value
+  else:
+    rates[head] = value
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('study_dir')
+  parser.add_argument('--write', action='store_true', help=f'refit {cost.RATES_FILE}')
+  args = parser.parse_args(argv)
+  measured = samples(args.study_dir)
+  if not measured:
+    print(f'error: no finished state runs under {args.study_dir}/runs', file=sys.stderr)
+    return 2
+  with open(cost.RATES_FILE) as f:
+    doc = json.load(f)
+  for unit, values in sorted(measured.items()):
+    median = statistics.median(values)
+    print(json.dumps({'figure': 'seconds_per_unit', 'unit': unit, 'runs': len(values),
+                      'measured_median': round(median, 6), 'model': _get(doc['rates'], unit),
+                      'measured_over_model': round(median / _get(doc['rates'], unit), 2)}))
+    _set(doc['rates'], unit, round(median, 6))
+    doc['measured'][unit] = {'runs': len(values), 'median': round(median, 6)}
+  kept = [u for u in ('actor_env_step', 'eval_env_step', 'run_overhead', 'teacher_env_step')
+          + tuple(f'grad_step.{w}' for w in doc['rates']['grad_step']) if u not in measured]
+  print(json.dumps({'figure': 'units_not_measured', 'kept_model_value': kept}))
+  if args.write:
+    commit = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    doc['source'] = (f'python benchmarks/cost_rates.py {args.study_dir} --write '
+                     f'(runs of commit {commit or "?"}); units not measured kept: '
+                     f'{", ".join(kept) or "none"}')
+    run_files.write_json_atomic(cost.RATES_FILE, doc)
+    print(f'wrote {cost.RATES_FILE}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
