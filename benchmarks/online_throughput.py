@@ -5,9 +5,12 @@ r"""Throughput of the online data path: one JSON line per figure.
 
 Figures: mixer items/s (teacher stream + Reverb, half/half, B=64), Reverb
 insert and sample items/s, actor env steps/s with envlogger logging and
-Reverb inserts, and R-CRR end to end (state obs) with the synchronous loop
-(1 actor) and with 2 actor processes: env steps/s, grad steps/s, the fraction
-of learner time spent waiting on data and (2 actors) on actor reports.  The
+Reverb inserts, the env alone, and R-CRR end to end (state obs) with the
+synchronous loop (1 actor; learner overlapped on its own thread, and not) and
+with 2 actor processes: env steps/s (and their fraction of the env alone),
+grad steps/s, the fraction of learner time spent waiting on data, of the
+actor's time waiting on the learner (1 actor) and of the learner's on actor
+reports (2 actors).  The
 first grad step (tf.function tracing, stream start-up) is reported apart as
 `first_step_s`; the fractions describe the steady state after it.
 Builds a small teacher dataset (Beam) on first use.
@@ -121,7 +124,25 @@ def bench_actor(server, seconds):
         policy='256x256 Gaussian (TF)', obs='state')
 
 
-def bench_end_to_end(data_dir, budget_online, num_actors=1):
+def bench_env(seconds: float) -> float:
+  """The env alone (state obs, no logging, a fixed action): the ceiling of the loop."""
+  import envs  # pylint: disable=g-import-not-at-top
+  env = envs.make_env('triplet1', episode_steps=STEPS)
+  action = np.zeros(specs.ACTION_DIM, np.float32)
+
+  def episode():
+    timestep, steps = env.reset(), 0
+    while not timestep.last():
+      timestep, steps = env.step(action), steps + 1
+    return steps
+  rate = _rate(episode, seconds)
+  env.close()
+  _emit(figure='env_raw_steps', steps_per_s=round(rate, 1), obs='state')
+  return rate
+
+
+def bench_end_to_end(data_dir, budget_online, num_actors=1, overlap_learner=True,
+                     env_rate=None):
   workdir = tempfile.mkdtemp(prefix='online_bench_')
   try:
     config = config_lib.RunConfig(
@@ -129,22 +150,23 @@ def bench_end_to_end(data_dir, budget_online, num_actors=1):
         offline_episodes=EPISODES, budget=EPISODES + budget_online, workdir=workdir,
         data_dir=data_dir, build_dataset=False, episode_steps=STEPS, min_replay_size=STEPS,
         eval_every=0, final_eval_episodes=1, progress=False, log_every=1000,
-        num_actors=num_actors)
+        num_actors=num_actors, overlap_learner=overlap_learner)
     start = time.perf_counter()
     summary = loop.train(config, log=lambda *a: None)
     wall = time.perf_counter() - start
     ledger, timing = summary['ledger'], summary['timing']
-    if num_actors == 1:
-      figure = 'sync_loop_r_crr'
-      loop_s = timing['actor_s'] + timing['data_wait_s'] + timing['learner_s']
-    else:
-      # Collection time: the online phase without spawning the actors.
-      figure = 'multi_actor_r_crr'
-      loop_s = timing['online_s'] - timing['actor_start_s']
+    # Collection time: the online phase (without spawning the actors).
+    loop_s = timing['online_s'] - timing.get('actor_start_s', 0.0)
+    figure = 'sync_loop_r_crr' if num_actors == 1 else 'multi_actor_r_crr'
     extra = {}
-    if num_actors > 1:
+    if num_actors == 1:
+      extra = dict(overlap_learner=overlap_learner,
+                   actor_wait_on_learner_fraction=round(timing['actor_wait_s'] / loop_s, 3))
+    else:
       extra = dict(actor_start_s=round(timing['actor_start_s'], 1),
                    learner_wait_on_actors_fraction=round(timing['actor_wait_s'] / loop_s, 3))
+    if env_rate:
+      extra['fraction_of_env_raw'] = round(ledger['env_steps'] / loop_s / env_rate, 3)
     _emit(figure=figure, actors=num_actors,
           env_steps_per_s=round(ledger['env_steps'] / loop_s, 1),
           grad_steps_per_s=round(ledger['grad_steps'] / loop_s, 1),
@@ -167,16 +189,23 @@ def main():
   parser.add_argument('--actors', type=int, nargs='+', default=[1, 2],
                       help='end-to-end runs with these --num_actors')
   parser.add_argument('--only_end_to_end', action='store_true')
+  parser.add_argument('--overlap', choices=('on', 'off', 'both'), default='both',
+                      help='the 1-actor loop with the learner on its own thread, without, '
+                      'or both (A/B in one run)')
   args = parser.parse_args()
   episodes = _dataset(args.data_dir)
+  env_rate = bench_env(args.seconds)
   if not args.only_end_to_end:
     server, _ = bench_replay(args.seconds)
     bench_mixer(episodes, server, args.seconds)
     bench_policy(args.seconds)
     bench_actor(server, args.seconds)
     server.stop()
+  overlaps = {'on': [True], 'off': [False], 'both': [False, True]}[args.overlap]
   for num_actors in args.actors:
-    bench_end_to_end(args.data_dir, args.budget_online, num_actors)
+    for overlap_learner in (overlaps if num_actors == 1 else [True]):
+      bench_end_to_end(args.data_dir, args.budget_online, num_actors, overlap_learner,
+                       env_rate)
 
 
 if __name__ == '__main__':

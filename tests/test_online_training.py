@@ -310,8 +310,11 @@ def test_same_seed_same_counts_and_episodes_online(data_dir, tmp_path):
   """Online runs repeat their counts and initial states exactly; the weights may
   differ because Reverb's uniform sampler cannot be seeded."""
   ledgers, seeds = [], []
-  for name in ('a', 'b'):
-    config = _config(data_dir, tmp_path / name, 'DAgger', eval_every=0)
+  # The third run alternates env and grad steps on one thread: the overlapped
+  # learner (the default) takes exactly the same number of steps.
+  for name, overlap_learner in (('a', True), ('b', True), ('c', False)):
+    config = _config(data_dir, tmp_path / name, 'DAgger', eval_every=0,
+                     overlap_learner=overlap_learner)
     loop.train(config, log=lambda *a: None)
     ledger = ledger_lib.Ledger.read(config.workdir)
     ledger.wall_time_s = 0.0
@@ -320,5 +323,5 @@ def test_same_seed_same_counts_and_episodes_online(data_dir, tmp_path):
                                                        run_files.EPISODE_LOG_DIR))
     episodes = builder.as_dataset(split='train').map(lambda e: e['episode_seed'])
     seeds.append(sorted(int(s) for s in episodes.as_numpy_iterator()))
-  assert ledgers[0] == ledgers[1]
-  assert seeds[0] == seeds[1] and len(set(seeds[0])) == 3
+  assert ledgers[0] == ledgers[1] == ledgers[2]
+  assert seeds[0] == seeds[1] == seeds[2] and len(set(seeds[0])) == 3

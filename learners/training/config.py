@@ -93,6 +93,10 @@ class RunConfig:
   # splitting each op across cores (measured: docs/learners.md, "Speed").
   intra_op_threads: int = _operational(1, 'TF threads inside one op (0: TF default)')
   inter_op_threads: int = _operational(2, 'TF ops run side by side (0: TF default)')
+  # Speed only: the number of grad steps is the same; online runs already
+  # differ run to run through Reverb's unseeded sampler (learners/training/overlap.py).
+  overlap_learner: bool = _operational(
+      True, 'num_actors 1: run the grad steps on their own thread while the env steps')
   # Changes the offline item order, so a resume must keep it.
   offline_shuffle: int = _identity(10_000)
 

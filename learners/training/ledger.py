@@ -12,6 +12,7 @@ ledger); the loop also writes its counters as TensorBoard scalars.
 
 import dataclasses
 import os
+import threading
 import time
 from typing import Optional
 
@@ -118,9 +119,12 @@ class WallClock:
   def __init__(self, ledger: Ledger):
     self._ledger = ledger
     self._last = time.monotonic()
+    # The overlapped learner thread ticks too: count each interval once.
+    self._lock = threading.Lock()
 
   def tick(self) -> None:
-    now = time.monotonic()
-    self._ledger.wall_time_s += now - self._last
-    self._last = now
+    with self._lock:
+      now = time.monotonic()
+      self._ledger.wall_time_s += now - self._last
+      self._last = now
 

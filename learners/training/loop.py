@@ -43,9 +43,14 @@ from learners.training import grad_schedule
 from learners.training import ledger as ledger_lib
 from learners.training import mixer as mixer_lib
 from learners.training import online_actors
+from learners.training import overlap
 from learners.training import replay as replay_lib
 from learners.training import setup
 from learners.training import workdir as workdir_lib
+
+# How many grad steps the overlapped learner may fall behind the env steps that
+# call for them before the actor waits: the actor's weights are at most this stale.
+_OVERLAP_MAX_LAG = 4
 
 SUCCESS_WINDOW = 200  # Online episodes in the success curve (Fig. 6/7).
 TrainingError = config_lib.TrainingError
@@ -213,20 +218,39 @@ class Run:
       online_actors.online_phase(self)
       return
     ledger = self.ledger
-    with self.progress(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
-                       unit='ep') as bar:
-      while not ledger.budget_spent:
-        start = time.perf_counter()
-        result = self.parts.actor.step(ledger.grad_steps)
-        self.timing['actor_s'] += time.perf_counter() - start
-        ledger.env_steps += 1
-        if result is not None:
-          self.after_episode(result)
-          bar.update(1)
-        self.grad_steps_until(self.schedule.due(ledger.grad_steps, ledger.env_steps - 1, 1,
-                                                ledger.replay_inserts))
-        if result is not None and not ledger.budget_spent and self.checkpoint_due():
-          self.checkpoint()
+    target = ledger.grad_steps  # Grad steps the env steps so far call for.
+    learner = (overlap.LearnerThread(self.grad_steps, lambda: ledger.grad_steps,
+                                     _OVERLAP_MAX_LAG)
+               if self.config.overlap_learner else None)
+    finished = False
+    try:
+      with self.progress(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
+                         unit='ep') as bar:
+        while not ledger.budget_spent:
+          start = time.perf_counter()
+          result = self.parts.actor.step(ledger.grad_steps)
+          self.timing['actor_s'] += time.perf_counter() - start
+          ledger.env_steps += 1
+          if result is not None:
+            self.after_episode(result)
+            bar.update(1)
+          target = self.schedule.due(target, ledger.env_steps - 1, 1, ledger.replay_inserts)
+          if learner is None:
+            self.grad_steps_until(target)
+          else:
+            start = time.perf_counter()
+            learner.advance(target)
+            self.timing['actor_wait_s'] += time.perf_counter() - start
+          if result is not None and not ledger.budget_spent and self.checkpoint_due():
+            if learner is not None:
+              learner.drain()  # A checkpoint holds exactly the steps called for so far.
+            self.checkpoint()
+        if learner is not None:
+          learner.drain()
+      finished = True
+    finally:
+      if learner is not None:
+        learner.stop(finish=finished)
 
   def close(self, failed: bool = False) -> None:
     # A batch still being sampled finishes before Reverb stops under it.
