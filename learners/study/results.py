@@ -25,7 +25,6 @@ from learners.training import workdir as run_files
 STUDY_FILE = 'study.json'  # The expanded runs, written by the runner: what the report reads.
 TEACHERS_FILE = 'teachers.json'  # Teacher evaluation on the students' eval seeds.
 RUNS_DIR = 'runs'  # One folder per run, named by `grid.Run.name`.
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOOTSTRAP = 2000
 
 
