@@ -49,3 +49,22 @@ def test_generalization_trains_on_train_objects_only():
   assert distill_teacher.recipe('mastery').triplets == triplets_lib.TRIPLET_NAMES
   with pytest.raises(ValueError, match='mastery, generalization'):
     distill_teacher.recipe('oracle')
+
+
+def test_bad_recipes_are_refused_before_any_work(tmp_path, capsys):
+  for bad, message in ((dict(rounds=0), 'rounds must be >= 1'),
+                       (dict(oracle_share=1.5), r'oracle_share must be in \[0, 1\]'),
+                       (dict(torso=()), 'torso must be'),
+                       (dict(learning_rate=0.0), 'learning_rate must be > 0')):
+    with pytest.raises(ValueError, match=message):
+      distill_teacher.recipe('mastery', **bad)
+  with pytest.raises(ValueError, match='num_train_triplets must be >= 1'):
+    distill_teacher.recipe('generalization', num_train_triplets=0)
+  output = tmp_path / 'teacher'
+  for argv, message in ((['--torso', '256,x'], '--torso takes comma-separated'),
+                        (['--episodes_per_round', '0'], 'episodes_per_round must be >= 1'),
+                        (['--eval_episodes', '-1'], '--eval_episodes must be >= 0')):
+    with pytest.raises(SystemExit) as exit_info:
+      distill_teacher.main(['--teacher', 'mastery', '--output', str(output)] + argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+  assert not output.exists()  # Nothing written.

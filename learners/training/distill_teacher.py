@@ -43,6 +43,7 @@ from envs import rollout as rollout_lib
 from envs import specs
 from envs import teachers as teachers_lib
 from envs import triplets as triplets_lib
+from learners.training import workdir as run_files
 
 # The recipe of each shipped teacher; documented knobs, no hand-made failures.
 GENERALIZATION_TRAIN_TRIPLETS = 40
@@ -83,15 +84,38 @@ def train_triplets(count: int, seed: int = 0) -> tuple[str, ...]:
 
 
 def recipe(teacher: str, **overrides) -> DistillConfig:
+  """The shipped recipe of `teacher`, with `overrides` (checked)."""
+  num_train_triplets = overrides.pop('num_train_triplets', GENERALIZATION_TRAIN_TRIPLETS)
   if teacher == 'mastery':
     triplets = triplets_lib.TRIPLET_NAMES
   elif teacher == 'generalization':
-    triplets = train_triplets(overrides.pop('num_train_triplets', GENERALIZATION_TRAIN_TRIPLETS))
+    if num_train_triplets < 1:
+      raise ValueError(f'num_train_triplets must be >= 1, got {num_train_triplets}.')
+    triplets = train_triplets(num_train_triplets)
   else:
     raise ValueError(f'Unknown neural teacher {teacher!r}; valid choices: '
                      f'{", ".join(teachers_lib.NEURAL_TEACHERS)}.')
-  overrides.pop('num_train_triplets', None)
-  return DistillConfig(teacher=teacher, triplets=tuple(triplets), **overrides)
+  return check(DistillConfig(teacher=teacher, triplets=tuple(triplets), **overrides))
+
+
+def check(cfg: DistillConfig) -> DistillConfig:
+  """Refuses a recipe that cannot train, before any episode runs."""
+  for name in ('rounds', 'episodes_per_round', 'grad_steps_per_round', 'batch_size',
+               'episode_steps', 'num_envs'):
+    if getattr(cfg, name) < 1:
+      raise ValueError(f'{name} must be >= 1, got {getattr(cfg, name)}.')
+  if cfg.validation_episodes < 0:
+    raise ValueError(f'validation_episodes must be >= 0, got {cfg.validation_episodes}.')
+  if not cfg.torso or min(cfg.torso) < 1:
+    raise ValueError(f'torso must be one or more positive layer sizes, got {cfg.torso}.')
+  if not 0.0 <= cfg.oracle_share <= 1.0:
+    raise ValueError(f'oracle_share must be in [0, 1], got {cfg.oracle_share}.')
+  for name in ('learning_rate', 'stddev'):
+    if not getattr(cfg, name) > 0:
+      raise ValueError(f'{name} must be > 0, got {getattr(cfg, name)}.')
+  if cfg.rollout_noise < 0:
+    raise ValueError(f'rollout_noise must be >= 0, got {cfg.rollout_noise}.')
+  return cfg
 
 
 class Dataset:
@@ -112,10 +136,12 @@ class Dataset:
     return sum(len(p[0]) for p in self._parts)
 
 
-def _collect(cfg: DistillConfig, tag: str, num_episodes: int, act, oracles, env_cache, rng):
+def _collect(cfg: DistillConfig, tag: str, num_episodes: int, act, oracles, env_cache, rng,
+             label: bool = True):
   """Roll-outs in lockstep waves, cycling over the triplets; seeds from `tag`.
 
-  Returns (observations, oracle labels, successes).
+  Returns (observations, oracle labels, successes); with `label` False only the
+  successes (validation needs no labels).
   """
   observations, labels, successes = [], [], []
   episodes = [(cfg.triplets[i % len(cfg.triplets)], i) for i in range(num_episodes)]
@@ -138,11 +164,15 @@ def _collect(cfg: DistillConfig, tag: str, num_episodes: int, act, oracles, env_
       for s, env, action in zip(steps, wave_envs, actions):
         s.append(env.step(action).observation)
     for (triplet, _), s, env in zip(wave, steps, wave_envs):
+      successes.append(bool(env.success))
+      if not label:
+        continue
       # The final observation has no action to label.
       obs = {k: np.stack([o[k] for o in s[:-1]]) for k in specs.TEACHER_KEYS}
       observations.append(obs)
       labels.append(oracles[triplet].distribution(obs).mode())
-      successes.append(bool(env.success))
+  if not label:
+    return None, None, successes
   merged = {k: np.concatenate([o[k] for o in observations]) for k in specs.TEACHER_KEYS}
   return merged, np.concatenate(labels), successes
 
@@ -248,7 +278,7 @@ def _dagger(cfg: DistillConfig, student: _Student):
       validation = None
       if cfg.validation_episodes:
         _, _, wins = _collect(cfg, 'validation', cfg.validation_episodes,
-                              network_actor(0.0, 0.0), oracles, env_cache, rng)
+                              network_actor(0.0, 0.0), oracles, env_cache, rng, label=False)
         validation = float(np.mean(wins))
       history.append({'round': r, 'actor': 'oracle' if r == 0 else 'network',
                       'oracle_share': share, 'rollout_success': float(np.mean(successes)),
@@ -272,6 +302,7 @@ def _dagger(cfg: DistillConfig, student: _Student):
 def distill(cfg: DistillConfig, output: str, eval_episodes: int = 0, eval_workers: int = 1,
             command: str = '') -> dict:
   """Runs the recipe, writes the SavedModel and card to `output`; returns the card."""
+  check(cfg)
   start = time.time()
   student = _Student(cfg)
   history, shipped_round = _dagger(cfg, student)
@@ -285,6 +316,9 @@ def distill(cfg: DistillConfig, output: str, eval_episodes: int = 0, eval_worker
       'wall_time_s': round(time.time() - start, 1),
       'command': command, 'weights_sha256': _weights_hash(student.variables),
   }
+  card_path = os.path.join(output, teachers_lib.CARD_FILE)
+  # The model never sits without its card, even if the evaluation is cut short.
+  run_files.write_json_atomic(card_path, card)
   if eval_episodes:
     from envs import evaluate  # pylint: disable=g-import-not-at-top
     cells = evaluate.evaluate([output], list(triplets_lib.TRIPLET_NAMES), eval_episodes,
@@ -295,8 +329,7 @@ def distill(cfg: DistillConfig, output: str, eval_episodes: int = 0, eval_worker
     card['eval_command'] = (f'python -m envs.evaluate --teacher {cfg.teacher} --triplet all '
                             f'--episodes {eval_episodes}')
   card['total_wall_time_s'] = round(time.time() - start, 1)
-  with open(os.path.join(output, teachers_lib.CARD_FILE), 'w') as f:
-    json.dump(card, f, indent=2)
+  run_files.write_json_atomic(card_path, card)
   return card
 
 
@@ -349,14 +382,22 @@ def main(argv=None):
                       help='TF intra- and inter-op threads (fixed, so the weights do not '
                       'depend on the machine\'s core count)')
   args = parser.parse_args(argv)
+  if args.eval_episodes < 0 or args.eval_workers < 1 or args.threads < 1:
+    parser.error('--eval_episodes must be >= 0, --eval_workers and --threads >= 1')
   overrides = {k: v for k, v in vars(args).items()
                if v is not None and k not in ('teacher', 'output', 'eval_episodes',
                                               'eval_workers', 'torso', 'threads')}
   if args.torso:
-    overrides['torso'] = tuple(int(x) for x in args.torso.split(','))
+    try:
+      overrides['torso'] = tuple(int(x) for x in args.torso.split(','))
+    except ValueError:
+      parser.error(f'--torso takes comma-separated layer sizes, e.g. 256,256; got {args.torso!r}')
   if args.num_train_triplets is not None and args.teacher != 'generalization':
     parser.error('--num_train_triplets applies to --teacher generalization only')
-  cfg = recipe(args.teacher, **overrides)
+  try:
+    cfg = recipe(args.teacher, **overrides)
+  except ValueError as e:
+    parser.error(str(e))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.threading.set_intra_op_parallelism_threads(args.threads)
   tf.config.threading.set_inter_op_parallelism_threads(args.threads)
