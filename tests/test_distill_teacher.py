@@ -1,4 +1,4 @@
-"""Teacher distillation: tiny DAgger runs are deterministic; generalization never sees a test object."""
+"""Teacher distillation: deterministic tiny runs, train objects only, bad recipes refused."""
 
 import json
 import os
@@ -10,10 +10,11 @@ import envs
 from envs import teachers
 from envs import triplets as triplets_lib
 from learners.training import distill_teacher
+from learners.training import teacher_recipe
 
 
 def _tiny(teacher='mastery', **overrides):
-  return distill_teacher.recipe(
+  return teacher_recipe.recipe(
       teacher, rounds=2, episodes_per_round=3, episode_steps=15, num_envs=2,
       grad_steps_per_round=30, batch_size=16, torso=(16,), validation_episodes=2, **overrides)
 
@@ -40,15 +41,15 @@ def test_generalization_trains_on_train_objects_only():
   test_objects = set()
   for name in triplets_lib.TRIPLET_NAMES:
     test_objects |= set(triplets_lib.get_triplet(name).ids)
-  recipe = distill_teacher.recipe('generalization')
-  assert len(recipe.triplets) == distill_teacher.GENERALIZATION_TRAIN_TRIPLETS
+  recipe = teacher_recipe.recipe('generalization')
+  assert len(recipe.triplets) == teacher_recipe.GENERALIZATION_TRAIN_TRIPLETS
   for triplet in recipe.triplets:
     ids = set(triplets_lib.get_triplet(triplet).ids)
     assert len(ids) == 3 and not ids & test_objects, triplet
-  assert distill_teacher.recipe('generalization').triplets == recipe.triplets  # Seeded.
-  assert distill_teacher.recipe('mastery').triplets == triplets_lib.TRIPLET_NAMES
+  assert teacher_recipe.recipe('generalization').triplets == recipe.triplets  # Seeded.
+  assert teacher_recipe.recipe('mastery').triplets == triplets_lib.TRIPLET_NAMES
   with pytest.raises(ValueError, match='mastery, generalization'):
-    distill_teacher.recipe('oracle')
+    teacher_recipe.recipe('oracle')
 
 
 def test_bad_recipes_are_refused_before_any_work(tmp_path, capsys):
@@ -57,9 +58,9 @@ def test_bad_recipes_are_refused_before_any_work(tmp_path, capsys):
                        (dict(torso=()), 'torso must be'),
                        (dict(learning_rate=0.0), 'learning_rate must be > 0')):
     with pytest.raises(ValueError, match=message):
-      distill_teacher.recipe('mastery', **bad)
+      teacher_recipe.recipe('mastery', **bad)
   with pytest.raises(ValueError, match='num_train_triplets must be >= 1'):
-    distill_teacher.recipe('generalization', num_train_triplets=0)
+    teacher_recipe.recipe('generalization', num_train_triplets=0)
   output = tmp_path / 'teacher'
   for argv, message in ((['--torso', '256,x'], '--torso takes comma-separated'),
                         (['--episodes_per_round', '0'], 'episodes_per_round must be >= 1'),

@@ -33,7 +33,7 @@ import os
 import shlex
 import sys
 import time
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -44,79 +44,7 @@ from envs import specs
 from envs import teachers as teachers_lib
 from envs import triplets as triplets_lib
 from learners.training import workdir as run_files
-
-# The recipe of each shipped teacher; documented knobs, no hand-made failures.
-GENERALIZATION_TRAIN_TRIPLETS = 40
-
-
-@dataclasses.dataclass(frozen=True)
-class DistillConfig:
-  """Every knob of a teacher's DAgger recipe."""
-  teacher: str
-  triplets: Sequence[str]
-  # Round 0 = oracle roll-outs, then the network's.  Five: in 10-round runs the
-  # validation success peaked by round 4 and fell after it, once roll-outs were
-  # almost all the network's (docs/teachers.md).
-  rounds: int = 5
-  episodes_per_round: int = 80
-  grad_steps_per_round: int = 4000
-  batch_size: int = 256
-  learning_rate: float = 3e-4
-  torso: Sequence[int] = (256, 256)
-  rollout_noise: float = 0.1        # exploration noise on the network's roll-outs
-  # Round r >= 1 executes the oracle's action with probability oracle_share**r
-  # per env step (DAgger's beta_i = p**i): roll-outs stay near useful states early.
-  oracle_share: float = 0.5
-  validation_episodes: int = 20     # deterministic episodes per round; the best round ships
-                                    # (0: no validation, the last round ships)
-  stddev: float = 0.15              # the teacher's own Gaussian (stochastic mode)
-  episode_steps: int = specs.EPISODE_STEPS
-  num_envs: int = 10                # envs stepped in lockstep, one batched network call
-  seed: int = 0
-
-
-def train_triplets(count: int, seed: int = 0) -> tuple[str, ...]:
-  """`count` (red, green, blue) triplets of `RGB_OBJECTS_TRAIN_SET` objects, seeded."""
-  from dm_robotics.manipulation.props.rgb_objects import rgb_object  # pylint: disable=g-import-not-at-top
-  objects = sorted(rgb_object.RGB_OBJECTS_TRAIN_SET)
-  rng = np.random.default_rng([seed, 17])
-  return tuple(','.join(rng.choice(objects, 3, replace=False)) for _ in range(count))
-
-
-def recipe(teacher: str, **overrides) -> DistillConfig:
-  """The shipped recipe of `teacher`, with `overrides` (checked)."""
-  num_train_triplets = overrides.pop('num_train_triplets', GENERALIZATION_TRAIN_TRIPLETS)
-  if teacher == 'mastery':
-    triplets = triplets_lib.TRIPLET_NAMES
-  elif teacher == 'generalization':
-    if num_train_triplets < 1:
-      raise ValueError(f'num_train_triplets must be >= 1, got {num_train_triplets}.')
-    triplets = train_triplets(num_train_triplets)
-  else:
-    raise ValueError(f'Unknown neural teacher {teacher!r}; valid choices: '
-                     f'{", ".join(teachers_lib.NEURAL_TEACHERS)}.')
-  return check(DistillConfig(teacher=teacher, triplets=tuple(triplets), **overrides))
-
-
-def check(cfg: DistillConfig) -> DistillConfig:
-  """Refuses a recipe that cannot train, before any episode runs."""
-  for name in ('rounds', 'episodes_per_round', 'grad_steps_per_round', 'batch_size',
-               'episode_steps', 'num_envs'):
-    if getattr(cfg, name) < 1:
-      raise ValueError(f'{name} must be >= 1, got {getattr(cfg, name)}.')
-  if cfg.validation_episodes < 0:
-    raise ValueError(f'validation_episodes must be >= 0, got {cfg.validation_episodes}.')
-  if not cfg.torso or min(cfg.torso) < 1:
-    raise ValueError(f'torso must be one or more positive layer sizes, got {cfg.torso}.')
-  if not 0.0 <= cfg.oracle_share <= 1.0:
-    raise ValueError(f'oracle_share must be in [0, 1], got {cfg.oracle_share}.')
-  for name in ('learning_rate', 'stddev'):
-    if not getattr(cfg, name) > 0:
-      raise ValueError(f'{name} must be > 0, got {getattr(cfg, name)}.')
-  if cfg.rollout_noise < 0:
-    raise ValueError(f'rollout_noise must be >= 0, got {cfg.rollout_noise}.')
-  return cfg
-
+from learners.training import teacher_recipe
 
 class Dataset:
   """The aggregated (state, oracle label) pairs of every round."""
@@ -136,8 +64,8 @@ class Dataset:
     return sum(len(p[0]) for p in self._parts)
 
 
-def _collect(cfg: DistillConfig, tag: str, num_episodes: int, act, oracles, env_cache, rng,
-             label: bool = True):
+def _collect(cfg: teacher_recipe.DistillConfig, tag: str, num_episodes: int, act, oracles,
+             env_cache, rng, label: bool = True):
   """Roll-outs in lockstep waves, cycling over the triplets; seeds from `tag`.
 
   Returns (observations, oracle labels, successes); with `label` False only the
@@ -188,7 +116,7 @@ def _weights_hash(variables) -> str:
 class _Student:
   """The network being distilled: the students' GaussianPolicy, Adam, a K-step train call."""
 
-  def __init__(self, cfg: DistillConfig):
+  def __init__(self, cfg: teacher_recipe.DistillConfig):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from learners import networks  # pylint: disable=g-import-not-at-top
     from learners import optimizers  # pylint: disable=g-import-not-at-top
@@ -232,7 +160,7 @@ class _Student:
     return loss
 
 
-def _actors(cfg: DistillConfig, student: _Student, oracles):
+def _actors(cfg: teacher_recipe.DistillConfig, student: _Student, oracles):
   """(the oracle's actor, network_actor(noise, oracle_share)) for `_collect`."""
 
   def oracle_act(batch, triplets, rng):
@@ -253,7 +181,7 @@ def _actors(cfg: DistillConfig, student: _Student, oracles):
   return oracle_act, network_actor
 
 
-def _dagger(cfg: DistillConfig, student: _Student):
+def _dagger(cfg: teacher_recipe.DistillConfig, student: _Student):
   """The DAgger rounds; leaves the best round's weights in `student`; returns (history, round)."""
   oracles = {t: teachers_lib.make_teacher(teachers_lib.ORACLE, t) for t in cfg.triplets}
   oracle_act, network_actor = _actors(cfg, student, oracles)
@@ -299,10 +227,10 @@ def _dagger(cfg: DistillConfig, student: _Student):
   return history, best[1]
 
 
-def distill(cfg: DistillConfig, output: str, eval_episodes: int = 0, eval_workers: int = 1,
-            command: str = '') -> dict:
+def distill(cfg: teacher_recipe.DistillConfig, output: str, eval_episodes: int = 0,
+            eval_workers: int = 1, command: str = '') -> dict:
   """Runs the recipe, writes the SavedModel and card to `output`; returns the card."""
-  check(cfg)
+  teacher_recipe.check(cfg)
   start = time.time()
   student = _Student(cfg)
   history, shipped_round = _dagger(cfg, student)
@@ -365,7 +293,7 @@ def main(argv=None):
   parser.add_argument('--teacher', required=True, choices=teachers_lib.NEURAL_TEACHERS)
   parser.add_argument('--output', default=None,
                       help='directory for the SavedModel (default: the shipped model\'s)')
-  defaults = DistillConfig(teacher='', triplets=())
+  defaults = teacher_recipe.DistillConfig(teacher='', triplets=())
   for field in ('rounds', 'episodes_per_round', 'grad_steps_per_round', 'batch_size',
                 'learning_rate', 'rollout_noise', 'oracle_share', 'validation_episodes',
                 'stddev', 'episode_steps', 'num_envs', 'seed'):
@@ -374,7 +302,8 @@ def main(argv=None):
                         help=f'default {value}')
   parser.add_argument('--torso', default=None, help='hidden sizes, e.g. 256,256')
   parser.add_argument('--num_train_triplets', type=int, default=None,
-                      help=f'generalization only; default {GENERALIZATION_TRAIN_TRIPLETS}')
+                      help='generalization only; default '
+                      f'{teacher_recipe.GENERALIZATION_TRAIN_TRIPLETS}')
   parser.add_argument('--eval_episodes', type=int, default=200,
                       help='deterministic episodes per test triplet for the card (0: skip)')
   parser.add_argument('--eval_workers', type=int, default=2)
@@ -395,7 +324,7 @@ def main(argv=None):
   if args.num_train_triplets is not None and args.teacher != 'generalization':
     parser.error('--num_train_triplets applies to --teacher generalization only')
   try:
-    cfg = recipe(args.teacher, **overrides)
+    cfg = teacher_recipe.recipe(args.teacher, **overrides)
   except ValueError as e:
     parser.error(str(e))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
