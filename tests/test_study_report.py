@@ -23,7 +23,10 @@ def _write(path, data):
 
 
 def make_study(root, results, teacher_rate=0.3, sweeps=()):
-  """results: [(method, budget, offline, seed, successes, episodes)]."""
+  """results: [(method, budget, offline, seed, successes, episodes)].
+
+  The teacher succeeds in teacher_rate of 100 episodes; None: no teachers.json.
+  """
   runs = []
   for sweep, overrides, (method, budget, offline, seed, wins, n) in (
       [('grid', {}, r) for r in results] + list(sweeps)):
@@ -42,7 +45,9 @@ def make_study(root, results, teacher_rate=0.3, sweeps=()):
     _write(os.path.join(run_dir, 'eval.json'),
            [half, dict(final, label='final', spent=budget)])
   _write(os.path.join(root, 'study.json'), dict(name='synthetic', runs=runs))
-  wins = int(teacher_rate * 100)
+  if teacher_rate is None:
+    return root
+  wins = round(teacher_rate * 100)
   _write(os.path.join(root, 'teachers.json'), dict(cells=[dict(
       teacher='generalization', triplet='triplet1', episodes=100, successes=wins,
       success_rate=wins / 100, ci95=list(envs_evaluate.wilson_interval(wins, 100)))]))
@@ -124,8 +129,13 @@ def test_study_recommendation_known_answer(tmp_path):
 
 def test_study_recommend_cli(tmp_path, capsys):
   root = make_study(str(tmp_path), RESULTS)
-  assert recommend.main([root, '--budget', '100', '--episodes_per_hour', '50']) == 0
-  assert '| CRR | 150 | 3.0 |' in capsys.readouterr().out
+  assert recommend.main([root, '--budget', '200', '--episodes_per_hour', '50']) == 0
+  out = capsys.readouterr().out
+  assert '**It beats the teacher** (30.0% [21.9%, 39.6%] over 100 eval episodes)' in out
+  assert '| R-CRR | 200 | 4.0 |' in out
+  assert recommend.main([root, '--budget', '100']) == 0
+  assert ('**No method beats the teacher (30.0% [21.9%, 39.6%] over 100 eval episodes) at '
+          'budget 100: run the teacher.**') in capsys.readouterr().out
   assert recommend.main([root, '--budget', '150']) == 2
   assert 'budgets [100, 200]' in capsys.readouterr().err
 
@@ -145,6 +155,9 @@ def test_study_report_writes_figures_and_tables(tmp_path):
   assert f'80.0% [{100 * lo:.1f}, {100 * hi:.1f}] (n=1 seed, 100 eval eps)' in text
   assert '| generalization | triplet1 | 30.0% |' in text
   assert 'best is **R-CRR with 100 teacher episodes offline' in text
+  assert 'No method beats the teacher (30.0% [21.9%, 39.6%] over 100 eval episodes) at ' \
+      'budget 100: run the teacher.' in text
+  assert '`results.json`' in text and os.path.exists(os.path.join(out, 'results.json'))
   assert '| batch batch_size=32 | R-CRR |' in text
   assert 'Full 400-step episodes.' in text
 
@@ -167,3 +180,72 @@ def test_study_recommendation_when_nothing_succeeds(tmp_path):
   assert 'no run succeeded' in text and 'no split to recommend' in text
   lo, hi = study_results.wilson_interval(0, 50)
   assert f'{100 * hi:.1f}%' in text
+
+
+def test_study_results_json_known_rows_and_same_bytes(tmp_path):
+  sweeps = [('batch', {'batch_size': 32}, ('R-CRR', 200, 100, 0, 70, 100)),
+            ('batch', {'batch_size': 64}, ('R-CRR', 200, 100, 0, 80, 100))]
+  root = make_study(str(tmp_path / 'study'), RESULTS, sweeps=sweeps)
+  out = os.path.join(root, 'report')
+  report.write_report(root, episodes_per_hour=50)
+  path = os.path.join(out, 'results.json')
+  first = open(path, 'rb').read()
+  report.write_report(root, episodes_per_hour=50)
+  assert open(path, 'rb').read() == first  # Reruns give the same bytes...
+  assert not [f for f in os.listdir(out) if '.tmp' in f]  # ...through a renamed temp file.
+  data = json.loads(first)
+  assert list(data) == sorted(data)  # Sorted keys.
+  cells = data['cells']
+  # 8 grid cells (CRR at 2 budgets, R-CRR at 2 budgets x 3 sizes), then the 2 sweep cells.
+  assert [(c['sweep'], c['method'], c['budget'], c['offline_episodes']) for c in cells] == [
+      ('grid', 'CRR', 100, 100), ('grid', 'CRR', 200, 200),
+      ('grid', 'R-CRR', 100, 25), ('grid', 'R-CRR', 100, 50), ('grid', 'R-CRR', 100, 75),
+      ('grid', 'R-CRR', 200, 50), ('grid', 'R-CRR', 200, 100), ('grid', 'R-CRR', 200, 150),
+      ('batch', 'R-CRR', 200, 100), ('batch', 'R-CRR', 200, 100)]
+  crr = cells[1]
+  assert (crr['triplet'], crr['teacher'], crr['obs'], crr['overrides']) == (
+      'triplet1', 'generalization', 'state', {})
+  assert crr['seeds'] == 2 and crr['success_rate'] == pytest.approx(0.4)
+  assert crr['per_seed'] == [
+      {'seed': 0, 'successes': 40, 'episodes': 100, 'success_rate': 0.4},
+      {'seed': 1, 'successes': 40, 'episodes': 100, 'success_rate': 0.4}]
+  # Several seeds: the report's bootstrap interval, the one its tables print.
+  (crr_cell,) = study_results.load_study(root).select(method='CRR', budget=200)
+  assert crr['ci95'] == pytest.approx(list(crr_cell.interval()))
+  # One seed, 80/100: Wilson, p = .8, z = 1.96: (0.8 + 0.0192) / 1.0384 -+
+  # 1.96 sqrt(0.0016 + 0.00009604) / 1.0384 = 0.7889 -+ 0.0777.
+  rcrr = cells[6]
+  assert rcrr['seeds'] == 1 and rcrr['success_rate'] == pytest.approx(0.8)
+  assert rcrr['ci95'] == pytest.approx([0.7112, 0.8666], abs=1e-4)
+  assert [(c['overrides'], c['success_rate']) for c in cells[8:]] == [
+      ({'batch_size': 32}, 0.7), ({'batch_size': 64}, 0.8)]
+  (teacher,) = data['teacher_success']
+  assert teacher == {'teacher': 'generalization', 'triplet': 'triplet1', 'episodes': 100,
+                     'success_rate': 0.3,
+                     'ci95': pytest.approx([0.2189, 0.3959], abs=1e-4)}
+  recs = data['recommendations']
+  assert [(r['budget'], r['verdict']) for r in recs] == [(100, 'run_teacher'), (200, 'student')]
+  assert all(r['teacher_success']['success_rate'] == 0.3 for r in recs)
+  # Under run_teacher the best student is kept for reference: R-CRR 50/50 at 30 %.
+  assert (recs[0]['student']['method'], recs[0]['student']['offline_episodes'],
+          recs[0]['student']['success_rate']) == ('R-CRR', 50, 0.3)
+  assert (recs[1]['student']['method'], recs[1]['student']['offline_episodes'],
+          recs[1]['student']['online_episodes']) == ('R-CRR', 100, 100)
+  assert recs[1]['student']['ci95'] == pytest.approx([0.7112, 0.8666], abs=1e-4)
+
+
+def test_study_figures_draw_seeds_and_teacher_band(tmp_path):
+  study = study_results.load_study(make_study(
+      str(tmp_path), [('CRR', 100, 100, 0, 10, 100), ('CRR', 100, 100, 1, 30, 100)]))
+  fig, ax = report.plt.subplots()
+  band = report._teacher_band(ax, study, 'triplet1', 'generalization')  # pylint: disable=protected-access
+  # The teacher's 30/100 Wilson interval, in percent.
+  assert band.get_y() == pytest.approx(21.89, abs=0.01)
+  assert band.get_y() + band.get_height() == pytest.approx(39.59, abs=0.01)
+  assert [l.get_ydata()[0] for l in ax.lines] == [pytest.approx(30.0)]  # The dashed mean.
+  report._seeds_and_means(ax, [100.0], study.select(), span=100.0)  # pylint: disable=protected-access
+  (dots,) = ax.collections[-1:]
+  # Seeds at 10 % and 30 %, 2 % of the x span either side of the mean's x.
+  np.testing.assert_allclose(dots.get_offsets(), [[98.0, 10.0], [102.0, 30.0]])
+  assert report._teacher_band(ax, study, 'triplet1', 'mastery') is None  # pylint: disable=protected-access
+  report.plt.close(fig)

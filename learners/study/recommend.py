@@ -4,8 +4,20 @@ r"""The split recommender: how to spend a budget, from a study's results.
       [--triplet triplet1 --teacher generalization --obs state] \
       [--episodes_per_hour 41.7]
 
-For the given budget N it names the best (method, offline episodes) cell of the
-study (highest mean final success over seeds), with
+The teacher is a baseline option: "spend the budget on nothing, run the
+teacher".  A student beats the teacher only where its 95 % interval lies above
+the teacher's (its lower bound over the teacher's upper bound); the teacher's
+numbers are the study's teacher evaluation (`teachers.json`, else the shipped
+cards).  For the given budget N:
+
+  * no student beats the teacher: the answer is "run the teacher", with its
+    success and interval beside the best student's;
+  * some do: it names the best of them (highest mean final success over seeds),
+    and the teacher's success beside it;
+  * no teacher evaluation: it says that the comparison could not be made and
+    names the best cell of the study;
+
+and for a named student
 
   * its 95 % interval and seed count, and the probability that it is really the
     best (a bootstrap over seeds and evaluation episodes of every candidate);
@@ -59,6 +71,12 @@ def episodes_to_reach(points: Sequence[tuple[int, float]], target: float) -> Opt
   return None  # Unreachable: the last point is >= target.
 
 
+# The verdicts (also results.json's `verdict`).
+RUN_TEACHER = 'run_teacher'  # Teacher evaluated; no student's interval lies above it.
+STUDENT = 'student'  # The named student's interval lies above the teacher's.
+NO_TEACHER = 'no_teacher_evaluation'  # No comparison possible: the best cell, unqualified.
+
+
 @dataclasses.dataclass
 class Alternative:
   method: str
@@ -70,13 +88,21 @@ class Alternative:
 @dataclasses.dataclass
 class Recommendation:
   budget: int
-  best: study_results.Cell
+  best: study_results.Cell  # The named student; under RUN_TEACHER the best student.
   interval: tuple
   p_best: dict  # (method, offline_episodes) -> bootstrap probability of being best.
   ties: list  # Cells whose interval overlaps the best's.
   alternatives: list
   episodes_per_hour: float
   max_budget: int
+  verdict: str = NO_TEACHER
+  teacher: Optional[dict] = None  # The teacher's evaluation (envs.evaluate cell).
+
+
+def beats_teacher(cell: study_results.Cell, teacher: dict) -> bool:
+  # Overlapping intervals show no difference, and the teacher costs no budget,
+  # so a student must be better beyond doubt: its lower bound over the teacher's upper.
+  return cell.interval()[0] > teacher['ci95'][1]
 
 
 def probability_best(cells: Sequence[study_results.Cell], seed: int = 0,
@@ -91,13 +117,20 @@ def probability_best(cells: Sequence[study_results.Cell], seed: int = 0,
 
 
 def recommend(cells: Sequence[study_results.Cell], budget: int,
-              episodes_per_hour: float = PAPER_EPISODES_PER_HOUR) -> Recommendation:
-  """`cells` of one (triplet, teacher, obs) from the main grid."""
+              episodes_per_hour: float = PAPER_EPISODES_PER_HOUR,
+              teacher: Optional[dict] = None) -> Recommendation:
+  """`cells` of one (triplet, teacher, obs) from the main grid; `teacher` its evaluation."""
   at_budget = [c for c in cells if c.budget == budget]
   if not at_budget:
     budgets = sorted({c.budget for c in cells})
     raise ValueError(f'No finished runs at budget {budget}; the study has budgets {budgets}.')
-  best = max(at_budget, key=lambda c: (c.mean, -c.offline_episodes))
+  if teacher is None:
+    verdict, candidates = NO_TEACHER, at_budget
+  else:
+    winners = [c for c in at_budget if beats_teacher(c, teacher)]
+    # Without a winner the best student is still named, for reference.
+    verdict, candidates = (STUDENT, winners) if winners else (RUN_TEACHER, at_budget)
+  best = max(candidates, key=lambda c: (c.mean, -c.offline_episodes))
   lo, hi = best.interval()
   ties = [c for c in at_budget if c is not best and c.interval()[1] >= lo]
   best_by = study_results.best_per_budget(cells)
@@ -113,23 +146,61 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
   return Recommendation(budget=budget, best=best, interval=(lo, hi),
                         p_best=probability_best(at_budget), ties=ties,
                         alternatives=alternatives, episodes_per_hour=episodes_per_hour,
-                        max_budget=max(c.budget for c in cells))
+                        max_budget=max(c.budget for c in cells), verdict=verdict,
+                        teacher=teacher)
+
+
+def format_teacher(teacher: dict) -> str:
+  lo, hi = teacher['ci95']
+  return (f'{pct(teacher["success_rate"])} [{pct(lo)}, {pct(hi)}] over '
+          f'{teacher["episodes"]} eval episodes')
+
+
+def _split(cell: study_results.Cell) -> str:
+  return (f'{cell.method} with {cell.offline_episodes} teacher episodes offline '
+          f'({pct(cell.proportion)} of the budget) and {cell.budget - cell.offline_episodes} '
+          'online')
+
+
+def _nothing_succeeded(rec: Recommendation) -> str:
+  return ('no run succeeded in any evaluation episode (best upper 95 % bound '
+          f'{pct(max(c.interval()[1] for c in [rec.best] + rec.ties))})')
+
+
+def _run_teacher(rec: Recommendation, header: str) -> str:
+  b = rec.best
+  lines = [f'{header}**No method beats the teacher ({format_teacher(rec.teacher)}) at '
+           f'budget {rec.budget}: run the teacher.**']
+  if b.mean == 0:
+    lines.append(f'Among the students, {_nothing_succeeded(rec)}.')
+  else:
+    lo, hi = rec.interval
+    lines.append(f'The best student, {_split(b)}, has {pct(b.mean)} [{pct(lo)}, {pct(hi)}] '
+                 f'over {b.n_seeds} seed(s), P(best among the students) = '
+                 f'{rec.p_best[(b.method, b.offline_episodes)]:.2f}: its 95 % interval does '
+                 'not lie above the teacher\'s.')
+  return '\n'.join(lines)
 
 
 def format_recommendation(rec: Recommendation) -> str:
   b = rec.best
   lo, hi = rec.interval
-  if b.mean == 0:
-    return (f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
-            f'no run succeeded in any evaluation episode (best upper 95 % bound '
-            f'{pct(max(c.interval()[1] for c in [b] + rec.ties))}), so there is no split to '
-            'recommend at this budget: spend more episodes, or train longer.')
+  header = f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
+  if rec.verdict == RUN_TEACHER:
+    return _run_teacher(rec, header)
+  no_teacher = (f'No evaluation of the {b.teacher} teacher on {b.triplet} in this study: '
+                'the comparison with the teacher could not be made.')
+  if b.mean == 0:  # Only without a teacher: any teacher's upper bound is above 0.
+    return (f'{header}{_nothing_succeeded(rec)}, so there is no split to recommend at this '
+            f'budget: spend more episodes, or train longer. {no_teacher}')
   lines = [
-      f'**Budget {rec.budget} episodes** ({b.triplet}, {b.teacher} teacher, {b.obs}): '
-      f'best is **{b.method} with {b.offline_episodes} teacher episodes offline '
-      f'({pct(b.proportion)} of the budget) and {b.budget - b.offline_episodes} online**: '
-      f'success {pct(b.mean)} [{pct(lo)}, {pct(hi)}] over {b.n_seeds} seed(s), '
-      f'P(best) = {rec.p_best[(b.method, b.offline_episodes)]:.2f}.']
+      f'{header}best is **{_split(b)}**: success {pct(b.mean)} [{pct(lo)}, {pct(hi)}] over '
+      f'{b.n_seeds} seed(s), P(best) = {rec.p_best[(b.method, b.offline_episodes)]:.2f}.']
+  if rec.verdict == STUDENT:
+    lines.append(f'**It beats the teacher** ({format_teacher(rec.teacher)}): its 95 % '
+                 'interval lies above the teacher\'s.')
+  else:
+    lines.append(no_teacher)
   if rec.ties:
     lines.append('Not distinguishable from it (95 % intervals overlap): ' + '; '.join(
         f'{c.method} offline {c.offline_episodes} {c.format()}, '
@@ -148,6 +219,31 @@ def format_recommendation(rec: Recommendation) -> str:
             if alt.at_budget else 'not run at this budget')
     lines.append(f'| {alt.method} | {need} | {hours} | {here} |')
   return '\n'.join(lines)
+
+
+def as_row(rec: Recommendation) -> dict:
+  """The recommendation as plain JSON (results.json's `recommendations`)."""
+  b, t = rec.best, rec.teacher
+  return {
+      'budget': rec.budget, 'triplet': b.triplet, 'teacher': b.teacher, 'obs': b.obs,
+      'verdict': rec.verdict,
+      # Under run_teacher: the best student, for reference; not a recommendation.
+      'student': {'method': b.method, 'offline_episodes': b.offline_episodes,
+                  'online_episodes': b.budget - b.offline_episodes, 'seeds': b.n_seeds,
+                  'success_rate': b.mean, 'ci95': list(rec.interval),
+                  'p_best': rec.p_best[(b.method, b.offline_episodes)]},
+      'teacher_success': None if t is None else {
+          'success_rate': t['success_rate'], 'ci95': list(t['ci95']),
+          'episodes': t['episodes']},
+  }
+
+
+def recommend_group(study: study_results.Study, cells: Sequence[study_results.Cell],
+                    budget: int,
+                    episodes_per_hour: float = PAPER_EPISODES_PER_HOUR) -> Recommendation:
+  """`recommend` for one group of `group_cells`, against its teacher's evaluation."""
+  return recommend(cells, budget, episodes_per_hour,
+                   study.teacher(cells[0].teacher, cells[0].triplet))
 
 
 def group_cells(study: study_results.Study, triplet: Optional[str], teacher: Optional[str],
@@ -180,7 +276,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       raise ValueError('no finished runs match (triplet, teacher, obs) = '
                        f'({args.triplet}, {args.teacher}, {args.obs}).')
     for cells in groups.values():
-      print(format_recommendation(recommend(cells, args.budget, args.episodes_per_hour)))
+      print(format_recommendation(recommend_group(study, cells, args.budget,
+                                                  args.episodes_per_hour)))
       print()
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)

@@ -3,16 +3,20 @@ r"""Report of a study: Markdown + PNG figures, the paper's figures and tables.
   python -m learners.study.report runs/laptop [--output runs/laptop/report] \
       [--episodes_per_hour 41.7] [--budget 10000]
 
-Writes `report.md` and `fig*.png` under --output (default: <study>/report):
+Writes `report.md`, `results.json` (every number of it, for scripts: see
+learners.study.export) and `fig*.png` under --output (default: <study>/report):
 
-  * Fig. 3: success vs budget per method at its best offline proportion, teacher
-    as a dashed line (methods are shifted by ~1 % of the x range so that equal
-    results stay visible; Fig. 4 likewise);
+  * Fig. 3: success vs budget per method at its best offline proportion: each
+    seed a small dot, the mean a marker with its 95 % interval; the teacher's
+    95 % interval a grey band around a dashed line at its success, in every
+    figure (methods are shifted by ~1 % of the x range so that equal results
+    stay visible; Fig. 4 likewise);
   * Fig. 4: success vs offline proportion of the budget, one panel per budget;
   * Fig. 5: learning curves (evaluation success vs episodes spent) of the online
     runs, and one figure per sweep of the spec (e.g. batch size), its runs side by side;
   * Table I (teacher success), a Table III-style table per budget, every cell;
-  * the split recommender (learners.study.recommend) for each budget, or --budget.
+  * the split recommender (learners.study.recommend) for each budget, or --budget,
+    with the teacher as the baseline option ("run the teacher").
 
 Every number carries its 95 % interval and its seed count (see
 learners.study.results for the interval math).  Unfinished runs are listed, not
@@ -32,6 +36,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from envs import specs  # pylint: disable=g-import-not-at-top
+from learners.study import export  # pylint: disable=g-import-not-at-top
 from learners.study import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
 from learners.study import results as study_results  # pylint: disable=g-import-not-at-top
 from learners.study.results import pct  # pylint: disable=g-import-not-at-top
@@ -46,20 +51,40 @@ def _jitter(index: int, count: int, span: float) -> float:
   return (index - (count - 1) / 2) * 0.012 * span
 
 
-def _errorbar(ax, xs, cells, **kwargs):
+def _seed_offsets(count: int, span: float) -> np.ndarray:
+  """x offsets of one cell's seed dots: spread evenly, not at random, so reruns
+  draw the same figure; wide enough to clear the mean's marker."""
+  return np.linspace(-1, 1, count) * 0.02 * span if count > 1 else np.zeros(count)
+
+
+def _seeds_and_means(ax, xs, cells, span: float, **kwargs):
+  """Each seed's success as a dot; the mean as a marker with its 95 % interval.
+
+  The dots show what a mean of few seeds hides: whether one seed carries it.
+  """
   means = np.array([c.mean for c in cells])
   bounds = np.array([c.interval() for c in cells])
   err = np.stack([means - bounds[:, 0], bounds[:, 1] - means])
-  ax.errorbar(xs, 100 * means, yerr=100 * np.clip(err, 0, None), capsize=3, marker='o',
-              **kwargs)
+  bars = ax.errorbar(xs, 100 * means, yerr=100 * np.clip(err, 0, None), capsize=3,
+                     marker='o', **kwargs)
+  color = bars.lines[0].get_color()
+  for x, cell in zip(xs, cells):
+    rates = [s / n for s, n in zip(cell.successes, cell.episodes)]
+    ax.scatter(x + _seed_offsets(len(rates), span), 100 * np.array(rates), s=10,
+               color=color, edgecolors='k', linewidths=0.4, zorder=3)
 
 
-def _teacher_line(ax, study, triplet, teacher):
+def _teacher_band(ax, study, triplet, teacher):
+  """The teacher's 95 % interval as a band, its success dashed: a student
+  beats it only above the band (learners.study.recommend)."""
   cell = study.teacher(teacher, triplet)
   if cell is None:
-    return
+    return None
+  lo, hi = cell['ci95']
+  band = ax.axhspan(100 * lo, 100 * hi, color='k', alpha=0.1, linewidth=0)
   ax.axhline(100 * cell['success_rate'], color='k', linestyle='--', linewidth=1,
-             label=f'teacher ({pct(cell["success_rate"])})')
+             label=f'teacher ({pct(cell["success_rate"])} [{pct(lo)}, {pct(hi)}])')
+  return band
 
 
 def _pairs(cells):
@@ -80,7 +105,7 @@ def _save(fig, directory: str, name: str) -> str:
 
 
 def figure_budget(study, directory: str) -> Optional[str]:
-  """Fig. 3: success vs budget per method (best proportion), teacher dashed."""
+  """Fig. 3: success vs budget per method (best proportion), teacher as a band."""
   cells = study.select('grid')
   pairs = _pairs(cells)
   if not pairs:
@@ -94,9 +119,9 @@ def figure_budget(study, directory: str) -> Optional[str]:
     span = (max(budgets) - min(budgets)) or max(budgets)
     for i, method in enumerate(methods):
       points = sorted((b, cell) for (m, b), cell in best.items() if m == method)
-      _errorbar(ax, [b + _jitter(i, len(methods), span) for b, _ in points],
-                [c for _, c in points], label=method)
-    _teacher_line(ax, study, triplet, teacher)
+      _seeds_and_means(ax, [b + _jitter(i, len(methods), span) for b, _ in points],
+                       [c for _, c in points], span, label=method)
+    _teacher_band(ax, study, triplet, teacher)
     ax.set(title=f'{triplet}, {teacher} teacher ({obs})', xlabel='budget (episodes)',
            ylabel='success (%)', ylim=(-3, 103))
     ax.legend(fontsize=7)
@@ -128,9 +153,9 @@ def figure_proportion(study, directory: str) -> Optional[str]:
     methods = sorted({c.method for c in here})
     for i, method in enumerate(methods):
       points = sorted((c.proportion, c) for c in here if c.method == method)
-      _errorbar(ax, [p + _jitter(i, len(methods), 1.0) for p, _ in points],
-                [c for _, c in points], label=method)
-    _teacher_line(ax, study, triplet, teacher)
+      _seeds_and_means(ax, [p + _jitter(i, len(methods), 1.0) for p, _ in points],
+                       [c for _, c in points], 1.0, label=method)
+    _teacher_band(ax, study, triplet, teacher)
     ax.set(title=f'{triplet}, {teacher}, budget {budget}', xlabel='offline proportion',
            ylabel='success (%)', xlim=(-0.05, 1.05), ylim=(-3, 103))
     ax.legend(fontsize=7)
@@ -142,7 +167,9 @@ def _mean_curve(cell):
   by_step = collections.defaultdict(list)
   for evals in cell.curves:
     for e in evals:
-      by_step[(e['grad_step'], e['label'])].append(e)
+      # The reported policy only: with policy_ema a run also logs 'eval_raw'.
+      if e['label'] in ('eval', 'final'):
+        by_step[(e['grad_step'], e['label'])].append(e)
   points = []
   for (_, _), entries in sorted(by_step.items()):
     if len(entries) != cell.n_seeds:
@@ -173,7 +200,7 @@ def figure_curves(study, directory: str) -> Optional[str]:
   for ax, (triplet, teacher, _), budget, here in panels:
     for cell in sorted(here, key=lambda c: (c.method, c.offline_episodes)):
       _plot_curve(ax, cell, f'{cell.method}, offline {cell.offline_episodes}')
-    _teacher_line(ax, study, triplet, teacher)
+    _teacher_band(ax, study, triplet, teacher)
     ax.set(title=f'{triplet}, {teacher}, budget {budget}',
            xlabel='episodes spent (offline + online)', ylabel='eval success (%)',
            ylim=(-3, 103))
@@ -194,7 +221,7 @@ def figure_sweeps(study, directory: str) -> list:
                                         c.offline_episodes) == panel):
         label = ', '.join(f'{k}={v}' for k, v in cell.overrides) or 'default'
         _plot_curve(ax, cell, f'{label}: final {pct(cell.mean)}')
-      _teacher_line(ax, study, panel[1], panel[2])
+      _teacher_band(ax, study, panel[1], panel[2])
       ax.set(title=f'{sweep}: {panel[0]}, budget {panel[4]}, offline {panel[5]}',
              xlabel='episodes spent', ylabel='eval success (%)', ylim=(-3, 103))
       ax.legend(fontsize=6)
@@ -241,9 +268,7 @@ def table_best(study, budget: int) -> str:
 def table_cells(study) -> str:
   lines = ['| sweep | method | triplet | teacher | obs | budget | offline | proportion | '
            'final success [95 %] | seeds |', '|---' * 10 + '|']
-  for c in sorted(study.cells, key=lambda c: (c.sweep != 'grid', c.sweep, c.overrides,
-                                              c.triplet, c.teacher, c.obs, c.method,
-                                              c.budget, c.offline_episodes)):
+  for c in sorted(study.cells, key=study_results.table_order):
     lo, hi = c.interval()
     sweep = c.sweep + ''.join(f' {k}={v}' for k, v in c.overrides)
     lines.append(f'| {sweep} | {c.method} | {c.triplet} | {c.teacher} | {c.obs} | {c.budget} '
@@ -291,13 +316,12 @@ def write_report(workdir: str, output: Optional[str] = None,
             'bootstrap over seeds and evaluation episodes for several. "n" is the number '
             'of seeds.', '', *[f'- {n}' for n in _settings_notes(study)], '',
             '## Split recommendation', '']
-  recommendations = []
-  for budget in budgets:
-    for cells in recommend_lib.group_cells(study, None, None, None).values():
-      if any(c.budget == budget for c in cells):
-        recommendations.append(recommend_lib.format_recommendation(
-            recommend_lib.recommend(cells, budget, episodes_per_hour)))
-  lines += ['\n\n'.join(recommendations) or 'No finished runs in the main grid.', '']
+  recommendations = [recommend_lib.recommend_group(study, cells, budget, episodes_per_hour)
+                     for budget in budgets
+                     for cells in recommend_lib.group_cells(study, None, None, None).values()
+                     if any(c.budget == budget for c in cells)]
+  lines += ['\n\n'.join(recommend_lib.format_recommendation(r) for r in recommendations)
+            or 'No finished runs in the main grid.', '']
   titles = {'fig3_success_vs_budget.png': 'Fig. 3 equivalent: success vs budget (each '
                                           'method at its best offline proportion)',
             'fig4_success_vs_offline_proportion.png': 'Fig. 4 equivalent: success vs '
@@ -314,7 +338,9 @@ def write_report(workdir: str, output: Optional[str] = None,
   for budget in budgets:
     lines += [f'## Table III-style: budget {budget} (best offline proportion per method)',
               '', table_best(study, budget), '']
-  lines += ['## Every configuration', '', table_cells(study), '']
+  lines += ['## Every configuration', '', table_cells(study), '',
+            f'The same numbers, per seed, are in `{export.RESULTS_FILE}` beside this file.', '']
+  export.write_results(os.path.join(output, export.RESULTS_FILE), study, recommendations)
   path = os.path.join(output, 'report.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))

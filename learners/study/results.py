@@ -156,6 +156,12 @@ def shipped_teacher_cells() -> list:
   return cells
 
 
+def table_order(cell: Cell) -> tuple:
+  """How cells are listed (report table, results.json): main grid first, then sweeps."""
+  return (cell.sweep != 'grid', cell.sweep, cell.overrides, cell.triplet, cell.teacher,
+          cell.obs, cell.method, cell.budget, cell.offline_episodes)
+
+
 def best_per_budget(cells: Iterable[Cell]) -> dict:
   """{(method, budget): the cell of its best offline proportion (highest mean)}."""
   best = {}

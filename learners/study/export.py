@@ -1,0 +1,56 @@
+"""A study's numbers as one JSON file, `results.json` beside the report.
+
+For scripts and for diffing two studies: every cell (main grid and sweeps) with
+its per-seed successes and the 95 % interval the report's tables print, the
+teacher evaluation, and the recommendation per budget.  Rows are sorted and keys
+too, so a rerun on the same results writes the same bytes.
+"""
+
+from typing import Sequence
+
+from learners.study import recommend as recommend_lib
+from learners.study import results as study_results
+from learners.training import workdir as run_files
+
+RESULTS_FILE = 'results.json'
+
+
+def cell_row(cell: study_results.Cell) -> dict:
+  lo, hi = cell.interval()
+  return {
+      'sweep': cell.sweep, 'overrides': dict(cell.overrides),  # A sweep's value(s).
+      'method': cell.method, 'triplet': cell.triplet, 'teacher': cell.teacher,
+      'obs': cell.obs, 'budget': cell.budget, 'offline_episodes': cell.offline_episodes,
+      'seeds': cell.n_seeds, 'success_rate': cell.mean, 'ci95': [lo, hi],
+      'per_seed': [{'seed': seed, 'successes': wins, 'episodes': n, 'success_rate': wins / n}
+                   for seed, wins, n in sorted(zip(cell.seeds, cell.successes,
+                                                   cell.episodes))],
+  }
+
+
+def teacher_row(cell: dict) -> dict:
+  return {'teacher': cell['teacher'], 'triplet': cell['triplet'],
+          'success_rate': cell['success_rate'], 'ci95': list(cell['ci95']),
+          'episodes': cell['episodes']}
+
+
+def study_json(study: study_results.Study,
+               recommendations: Sequence[recommend_lib.Recommendation]) -> dict:
+  rows = [recommend_lib.as_row(r) for r in recommendations]
+  return {
+      'study': study.name,
+      'missing_runs': sorted(study.missing),
+      'cells': [cell_row(c) for c in sorted(study.cells, key=study_results.table_order)],
+      'teacher_source': study.teacher_source,
+      'teacher_success': sorted((teacher_row(c) for c in study.teachers),
+                                key=lambda r: (r['teacher'], r['triplet'])),
+      'recommendations': sorted(rows, key=lambda r: (r['budget'], r['triplet'],
+                                                     r['teacher'], r['obs'])),
+  }
+
+
+def write_results(path: str, study: study_results.Study,
+                  recommendations: Sequence[recommend_lib.Recommendation]) -> str:
+  # The runs' own writer: tmp file + rename, sorted keys.
+  run_files.write_json_atomic(path, study_json(study, recommendations))
+  return path

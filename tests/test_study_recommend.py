@@ -1,0 +1,95 @@
+"""The teacher as the recommender's baseline option (known answers).
+
+A student beats the teacher only where its 95 % interval lies above the
+teacher's; otherwise the answer is "run the teacher".  Study folders are the
+synthetic ones of test_study_report.
+"""
+
+import json
+import os
+
+import pytest
+
+from learners.study import recommend
+from learners.study import report
+from learners.study import results as study_results
+from test_study_report import RESULTS, make_study  # pylint: disable=g-bad-import-order
+
+RUN_TEACHER_30 = ('**No method beats the teacher (30.0% [21.9%, 39.6%] over 100 eval '
+                  'episodes) at budget {}: run the teacher.**')
+
+
+def _recommend(root, budget):
+  study = study_results.load_study(root)
+  (cells,) = recommend.group_cells(study, None, None, None).values()
+  return recommend.recommend_group(study, cells, budget, episodes_per_hour=50)
+
+
+def test_no_student_above_the_teacher_interval_means_run_the_teacher(tmp_path):
+  # Teacher 30/100: [21.9, 39.6].  R-CRR 20/50 = 40 %, [27.6, 53.8]: its mean is
+  # above the teacher's upper bound, but its interval overlaps the teacher's.
+  # CRR 5/50 = 10 %, [4.3, 21.4]: below it.
+  root = make_study(str(tmp_path), [('R-CRR', 200, 100, 0, 20, 50),
+                                    ('CRR', 200, 200, 0, 5, 50)], teacher_rate=0.3)
+  rec = _recommend(root, 200)
+  assert rec.verdict == recommend.RUN_TEACHER
+  assert rec.teacher['success_rate'] == pytest.approx(0.3)
+  text = recommend.format_recommendation(rec)
+  assert text.startswith('**Budget 200 episodes** (triplet1, generalization teacher, state): '
+                         + RUN_TEACHER_30.format(200))
+  # The best student is named for reference, never as the recommendation.
+  assert ('The best student, R-CRR with 100 teacher episodes offline (50.0% of the budget) '
+          'and 100 online, has 40.0% [27.6%, 53.8%] over 1 seed(s)') in text
+  assert 'best is' not in text and 'Robot time' not in text
+  assert recommend.as_row(rec)['verdict'] == 'run_teacher'
+
+
+def test_students_that_never_succeed_against_a_teacher(tmp_path):
+  root = make_study(str(tmp_path), [('CRR', 100, 100, 0, 0, 50), ('R-CRR', 100, 50, 0, 0, 50)])
+  text = recommend.format_recommendation(_recommend(root, 100))
+  assert text.endswith(RUN_TEACHER_30.format(100) + '\nAmong the students, no run succeeded '
+                       'in any evaluation episode (best upper 95 % bound 7.1%).')
+
+
+def test_a_student_above_the_teacher_interval_is_recommended(tmp_path):
+  # Teacher 60/100: [50.2, 69.1].  9/10 = 90 % [59.6, 98.2] has the highest mean but
+  # overlaps the teacher; 80/100 = 80 % [71.1, 86.7] lies above it: the recommendation.
+  root = make_study(str(tmp_path), [('BC', 100, 100, 0, 9, 10),
+                                    ('R-CRR', 100, 50, 0, 80, 100),
+                                    ('CRR', 100, 100, 0, 10, 100)], teacher_rate=0.6)
+  rec = _recommend(root, 100)
+  assert rec.verdict == recommend.STUDENT
+  assert (rec.best.method, rec.best.offline_episodes) == ('R-CRR', 50)
+  assert [c.method for c in rec.ties] == ['BC']
+  text = recommend.format_recommendation(rec)
+  assert ('best is **R-CRR with 50 teacher episodes offline (50.0% of the budget) and 50 '
+          'online**: success 80.0% [71.1%, 86.7%] over 1 seed(s)') in text
+  assert ('**It beats the teacher** (60.0% [50.2%, 69.1%] over 100 eval episodes): its 95 % '
+          'interval lies above the teacher\'s.') in text
+  row = recommend.as_row(rec)
+  assert row['verdict'] == 'student' and row['student']['method'] == 'R-CRR'
+  assert row['teacher_success'] == {'success_rate': 0.6, 'episodes': 100,
+                                    'ci95': pytest.approx([0.5020, 0.6906], abs=1e-4)}
+
+
+def test_no_teacher_evaluation_says_the_comparison_could_not_be_made(tmp_path, monkeypatch,
+                                                                      capsys):
+  # No teachers.json and no shipped card for this teacher: nothing to compare with.
+  monkeypatch.setattr(study_results, 'shipped_teacher_cells', lambda: [])
+  root = make_study(str(tmp_path / 'study'), RESULTS, teacher_rate=None)
+  no_teacher = ('No evaluation of the generalization teacher on triplet1 in this study: the '
+                'comparison with the teacher could not be made.')
+  assert recommend.main([root, '--budget', '200', '--episodes_per_hour', '50']) == 0
+  out = capsys.readouterr().out
+  assert no_teacher in out and 'best is **R-CRR with 100 teacher episodes offline' in out
+  assert '| R-CRR | 200 | 4.0 |' in out and 'beats the teacher' not in out
+  path = report.write_report(root)
+  assert no_teacher in open(path).read()
+  data = json.load(open(os.path.join(os.path.dirname(path), 'results.json')))
+  assert data['teacher_success'] == [] and data['teacher_source'] == 'none'
+  assert [(r['budget'], r['verdict'], r['teacher_success']) for r in data['recommendations']] \
+      == [(100, 'no_teacher_evaluation', None), (200, 'no_teacher_evaluation', None)]
+  # Nothing succeeded and no teacher: both said, no crash.
+  zeros = make_study(str(tmp_path / 'zeros'), [('CRR', 100, 100, 0, 0, 50)], teacher_rate=None)
+  text = recommend.format_recommendation(_recommend(zeros, 100))
+  assert 'no run succeeded' in text and no_teacher in text
