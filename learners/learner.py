@@ -6,7 +6,6 @@ weights, policy loss, (MPO) duals, gradients, target networks.  What differs
 between methods is only data in the `Method` row (see methods.py).
 """
 
-import dataclasses
 from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -14,8 +13,10 @@ import tensorflow as tf
 
 from envs import policy as policy_lib
 from envs import specs
+from learners import averaging
 from learners import checkpointing
 from learners import distributional
+from learners import learner_config
 from learners import losses
 from learners import methods as methods_lib
 from learners import networks
@@ -26,27 +27,7 @@ from learners import types
 from learners import weightings
 
 
-@dataclasses.dataclass(frozen=True)
-class LearnerConfig:
-  obs_mode: str = 'state'
-  image_size: int = specs.DEFAULT_IMAGE_SIZE
-  nets: networks.NetworkConfig = networks.NetworkConfig()
-  # d3rlpy's CRR defaults; 1e-4 (Acme's) fit the teacher data measurably worse
-  # in the few thousand steps a laptop-sized study affords.
-  policy_learning_rate: float = 3e-4
-  critic_learning_rate: float = 3e-4
-  dual_learning_rate: float = 1e-2
-  max_gradient_norm: float = 40.0
-  target_update: str = 'polyak'  # 'polyak' (every step, rate tau) or 'periodic'.
-  tau: float = 0.005
-  target_update_period: int = 100
-  # Target-policy actions per next state for the TD target (distributions averaged).
-  critic_target_samples: int = 1
-  seed: int = 0
-  # Also makes TF kernels deterministic (process-wide, cannot be undone).
-  deterministic: bool = False
-  use_tf_function: bool = True
-  max_checkpoints_to_keep: int = 3
+LearnerConfig = learner_config.LearnerConfig  # Where users have always imported it.
 
 
 class NonFiniteError(FloatingPointError):
@@ -66,6 +47,9 @@ class Learner:
     if config.target_update not in ('polyak', 'periodic'):
       raise ValueError(f'Unknown target_update {config.target_update!r}; '
                        'valid choices: polyak, periodic.')
+    if not 0.0 <= config.policy_ema < 1.0:
+      raise ValueError(f'policy_ema must be in [0, 1) (0: evaluate the trained policy), '
+                       f'got {config.policy_ema}.')
     if self.method.uses_teacher and teacher is None:
       raise ValueError(f'Method {self.method.name!r} relabels with the teacher; '
                        'pass teacher=...')
@@ -90,13 +74,14 @@ class Learner:
     for pol, crit in ((self._policy, self._critic),
                       (self._target_policy, self._target_critic)):
       networks.build(pol, crit, config.obs_mode, config.image_size)
-    self._target_pairs = list(zip(
+    self._target_pairs = averaging.pairs(
         self._target_policy.variables + self._target_critic.variables,
-        self._policy.variables + self._critic.variables))
-    for target, online in self._target_pairs:
-      if target.shape != online.shape:
-        raise AssertionError(f'target/online mismatch: {target.name} vs {online.name}')
-      target.assign(online)
+        self._policy.variables + self._critic.variables)
+    self._ema_policy, self._ema_pairs = None, []
+    if config.policy_ema:
+      self._ema_policy = networks.GaussianPolicy(config.obs_mode, net_cfg, name='ema_policy')
+      self._ema_policy(networks.dummy_observation(config.obs_mode, config.image_size))
+      self._ema_pairs = averaging.pairs(self._ema_policy.variables, self._policy.variables)
 
     self._duals = losses.MPODuals(specs.ACTION_DIM,
                                   init_temperature=self.method.eta(0))
@@ -123,7 +108,8 @@ class Learner:
                critic_optimizer=self._critic_optimizer,
                dual_optimizer=self._dual_optimizer, duals=self._duals,
                num_steps=self._num_steps, rng=self._rng,
-               method_name=self._method_name),
+               method_name=self._method_name,
+               **({'ema_policy': self._ema_policy} if self._ema_policy else {})),
           checkpointing.checkpoint_dir(workdir), config.max_checkpoints_to_keep)
 
     self._metric_names = ()  # Set when `_step` is traced (or first run eagerly).
@@ -133,6 +119,10 @@ class Learner:
                       if config.use_tf_function else self._steps)
     self._distribution_fn = networks.numpy_distribution(self._policy, config.obs_mode,
                                                         config.image_size)
+    self._eval_distribution_fn = self._distribution_fn
+    if self._ema_policy is not None:
+      self._eval_distribution_fn = networks.numpy_distribution(
+          self._ema_policy, config.obs_mode, config.image_size)
 
   # --- Public API -------------------------------------------------------------
 
@@ -151,6 +141,24 @@ class Learner:
   def distribution(self, observation) -> policy_lib.GaussianAction:
     """The student's action distribution (batched numpy), e.g. for actors/eval."""
     return self._distribution_fn(observation)
+
+  @property
+  def evaluates_average(self) -> bool:
+    """Evaluation uses the EMA copy of the policy (`policy_ema` > 0)."""
+    return self._ema_policy is not None
+
+  def eval_distribution(self, observation) -> policy_lib.GaussianAction:
+    """The distribution evaluation acts with: the EMA copy if any, else `distribution`.
+
+    Actors keep collecting with the trained policy itself (the average lags it).
+    """
+    return self._eval_distribution_fn(observation)
+
+  def q_values(self, observation, action) -> np.ndarray:
+    """The critic's mean return of (s, a), batched numpy: [B]."""
+    obs = {k: tf.convert_to_tensor(observation[k]) for k in self._student_keys}
+    logits = self._critic(obs, tf.convert_to_tensor(action, tf.float32))
+    return distributional.mean_value(logits, self._critic.support).numpy()
 
   def teacher_labels(self, batch: types.Batch):
     """The teacher's (mean, stddev) on the batch states, or None if unused.
@@ -296,8 +304,7 @@ class Learner:
         is_offline=tf.cast(batch.is_offline, tf.float32))
     if cfg.target_update == 'periodic':
       if self._num_steps % cfg.target_update_period == 0:
-        for target, online in self._target_pairs:
-          target.assign(online)
+        averaging.copy(self._target_pairs)
 
     if self._teacher_fn is not None:
       teacher = self.relabel(teacher)
@@ -352,11 +359,10 @@ class Learner:
       eta = self._duals.temperature
 
     if cfg.target_update == 'polyak':
-      for target, online in self._target_pairs:
-        # target -= tau * (target - online), one kernel per variable.
-        tf.raw_ops.ResourceApplyGradientDescent(
-            var=target.handle, alpha=tf.constant(cfg.tau, target.dtype),
-            delta=target - online)
+      averaging.polyak_update(self._target_pairs, cfg.tau)
+    if self._ema_pairs:
+      averaging.polyak_update(self._ema_pairs,
+                              1.0 - averaging.ema_decay(cfg.policy_ema, self._num_steps))
     self._num_steps.assign_add(1)
 
     metrics.update({

@@ -127,9 +127,17 @@ class Method:
     return 0
 
   def with_overrides(self, beta: Optional[float] = None,
-                     offline_fraction: Optional[float] = None) -> 'Method':
-    """This row with a run's `beta` / `offline_fraction` replaced by constants."""
+                     offline_fraction: Optional[float] = None,
+                     eta: Optional[float] = None) -> 'Method':
+    """This row with a run's `beta` / `offline_fraction` / `eta` replaced by constants."""
     changes = {}
+    if eta is not None:
+      if self.weighting not in ('advantage', 'softmax'):
+        raise ValueError(f'{self.name} has no fixed temperature to set (weighting '
+                         f'{self.weighting!r}); eta applies to CRR-style and R-CRR-style rows.')
+      if not eta > 0:
+        raise ValueError(f'eta must be > 0, got {eta}.')
+      changes['eta'] = schedules.Constant(float(eta))
     if beta is not None:
       if not 0.0 <= beta <= 1.0:
         raise ValueError(f'beta must be in [0, 1], got {beta}.')

@@ -44,7 +44,10 @@ def advantage(x: WeightingInputs) -> Tuple[tf.Tensor, Metrics]:
 def softmax(x: WeightingInputs) -> Tuple[tf.Tensor, Metrics]:
   """exp(Q/eta - Z) across the prior samples of each state, eta fixed (R-CRR)."""
   weights = losses.softmax_weights(x.q, tf.stop_gradient(x.eta))
-  return weights, {'kl_nonparametric': losses.nonparametric_kl(weights)}
+  # The scale eta acts on: weights are near uniform unless eta is well below
+  # the spread of Q across a state's prior samples.
+  return weights, {'kl_nonparametric': losses.nonparametric_kl(weights),
+                   'q_sample_std': tf.reduce_mean(tf.math.reduce_std(x.q, axis=0))}
 
 
 def mpo(x: WeightingInputs) -> Tuple[tf.Tensor, Metrics]:

@@ -211,7 +211,9 @@ def test_weightings_table_covers_every_row_and_gives_known_weights():
   np.testing.assert_allclose(crr.numpy(), np.exp([[0.0, 0.0], [1.0, 0.0]]), rtol=1e-6)
   assert float(stats['advantage_max']) == pytest.approx(2.0)
   # R-CRR: N * softmax_n(Q / eta) per state; state 0: exp([0.5, 1.5]) normalised.
-  soft, _ = weigh('softmax', 'R-CRR')
+  soft, soft_stats = weigh('softmax', 'R-CRR')
+  # Std of Q across the prior samples, per state ([1, 3] -> 1, [0, 0] -> 0), averaged.
+  assert float(soft_stats['q_sample_std']) == pytest.approx(0.5)
   expected0 = 2 * np.exp([0.5, 1.5]) / np.exp([0.5, 1.5]).sum()
   np.testing.assert_allclose(soft.numpy()[:, 0], expected0, rtol=1e-6)
   np.testing.assert_allclose(soft.numpy()[:, 1], [1.0, 1.0], rtol=1e-6)
@@ -220,3 +222,32 @@ def test_weightings_table_covers_every_row_and_gives_known_weights():
   assert 'temperature_loss' in stats
   assert weightings.num_policy_samples(methods.METHODS['CRR']) == 4
   assert weightings.num_policy_samples(methods.METHODS['R-CRR']) == 0
+
+
+def test_discounted_return_to_go_known_answer():
+  from learners.training import q_tracking  # pylint: disable=g-import-not-at-top
+  # gamma 0.5, rewards [0, 0, 1, 1]: G3 = 1, G2 = 1.5, G1 = 0.75, G0 = 0.375.
+  np.testing.assert_allclose(
+      q_tracking.discounted_return_to_go(np.array([0.0, 0.0, 1.0, 1.0]), 0.5),
+      [0.375, 0.75, 1.5, 1.0])
+  stats = q_tracking.summarise([
+      dict(q=np.array([2.0, 1.0]), g=np.array([1.0, 0.0]), success=True),
+      dict(q=np.array([0.0, 0.0]), g=np.array([0.0, 0.0]), success=False)])
+  assert stats['mean_bias'] == pytest.approx(0.5)  # (1 + 1 + 0 + 0) / 4
+  assert (stats['q0_succeeded'], stats['q0_failed'], stats['succeeded']) == (2.0, 0.0, 1)
+
+
+def test_eta_override_replaces_the_rows_temperature():
+  from learners.training import config as config_lib  # pylint: disable=g-import-not-at-top
+  crr = methods.get_method('CRR').with_overrides(eta=0.1)
+  assert (crr.eta(0), crr.eta(10**6)) == (0.1, 0.1)
+  awac = methods.get_method('AWAC').with_overrides(eta=0.2)  # Its schedule, replaced.
+  assert (awac.eta(0), awac.eta(500_000)) == (0.2, 0.2)
+  run = config_lib.RunConfig(method='R-CRR', budget=10, offline_episodes=5, eta=0.05)
+  assert config_lib.resolve_method(run).eta(123) == 0.05
+  assert config_lib.resolve_method(dataclasses.replace(run, eta=None)).eta(0) == 1.0
+  for name in ('MPO', 'BC'):
+    with pytest.raises(ValueError, match='no fixed temperature'):
+      methods.get_method(name).with_overrides(eta=0.1)
+  with pytest.raises(ValueError, match='eta must be > 0'):
+    methods.get_method('CRR').with_overrides(eta=0.0)

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import envs
 from envs import specs
+from learners import averaging
 from learners import learner as learner_lib
 from learners import methods
 from learners import priors
@@ -292,3 +293,57 @@ def test_k_steps_in_one_call_equal_k_single_calls(teacher, method):
     for a, b in zip(single.policy.variables + critic(single),
                     multi.policy.variables + critic(multi)):
       np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_policy_ema_decay_warms_up_then_holds():
+  """min(decay, (1 + k) / (10 + k)): 0.1 at k=0, 0.5 at k=8, capped at the decay."""
+  values = [float(averaging.ema_decay(0.99, k)) for k in (0, 8, 90, 10_000)]
+  np.testing.assert_allclose(values, [0.1, 0.5, 0.91, 0.99], rtol=1e-6)
+
+
+def test_policy_ema_is_the_polyak_average_of_the_trained_policy():
+  """After step k: ema <- d_k ema + (1 - d_k) policy, from ema_0 = policy_0."""
+  rng = np.random.default_rng(7)
+  batches = [util.random_batch(rng, 8) for _ in range(4)]
+  config = dataclasses.replace(STATE, policy_ema=0.5)
+  learner = learner_lib.Learner('CRR', config)
+  ema = lambda l: [v.numpy() for v in l._ema_policy.variables]  # pylint: disable=protected-access
+  expected = [v.numpy() for v in learner.policy.variables]
+  for k, batch in enumerate(batches):
+    learner.step(batch)
+    decay = min(0.5, (1 + k) / (10 + k))  # 0.1, 2/11, 3/12, 4/13
+    expected = [decay * e + (1 - decay) * p.numpy()
+                for e, p in zip(expected, learner.policy.variables)]
+    for got, want in zip(ema(learner), expected):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  # K steps in one call: the same average (the decay schedule runs per step).
+  stacked = learner_lib.Learner('CRR', config)
+  stacked.steps(types.stack(batches))
+  for got, want in zip(ema(stacked), ema(learner)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  # Evaluation acts with the average, collection with the trained policy.
+  obs = util.observations(rng, 3)
+  obs = {k: obs[k] for k in specs.STUDENT_KEYS['state']}
+  assert learner.evaluates_average
+  assert not np.allclose(learner.eval_distribution(obs).mean, learner.distribution(obs).mean)
+
+
+def test_policy_ema_off_evaluates_the_trained_policy_and_is_checkpointed_when_on(tmp_path):
+  rng = np.random.default_rng(1)
+  obs = util.observations(rng, 3)
+  obs = {k: obs[k] for k in specs.STUDENT_KEYS['state']}
+  plain = learner_lib.Learner('BC', STATE)
+  assert not plain.evaluates_average
+  np.testing.assert_array_equal(plain.eval_distribution(obs).mean, plain.distribution(obs).mean)
+  with pytest.raises(ValueError, match='policy_ema must be in'):
+    learner_lib.Learner('BC', dataclasses.replace(STATE, policy_ema=1.0))
+
+  config = dataclasses.replace(STATE, policy_ema=0.9)
+  first = learner_lib.Learner('BC', config, workdir=str(tmp_path))
+  for _ in range(3):
+    first.step(util.random_batch(rng, 8))
+  first.save()
+  resumed = learner_lib.Learner('BC', dataclasses.replace(config, seed=9), workdir=str(tmp_path))
+  resumed.restore()
+  np.testing.assert_array_equal(resumed.eval_distribution(obs).mean,
+                                first.eval_distribution(obs).mean)

@@ -78,6 +78,12 @@ def test_run_hash_and_resume_check_use_the_same_tags(tmp_path):
   assert setup.prepare_workdir(dataclasses.replace(config, data_dir='/moved', progress=False))
   with pytest.raises(ValueError, match='offline_shuffle: saved 10000, now 5'):
     setup.prepare_workdir(dataclasses.replace(config, offline_shuffle=5))
+  # A run written before a setting existed resumes at that setting's default only.
+  older = {k: v for k, v in config.to_json().items() if k != 'policy_ema'}
+  (tmp_path / run_files.CONFIG_FILE).write_text(json.dumps(older))
+  assert setup.prepare_workdir(config)
+  with pytest.raises(ValueError, match='policy_ema: saved 0.0, now 0.999'):
+    setup.prepare_workdir(dataclasses.replace(config, policy_ema=0.999))
 
 
 def _schedule(min_replay=100, offline_only_steps=0):

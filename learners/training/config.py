@@ -70,6 +70,10 @@ class RunConfig:
   seed: int = _identity(0)
   episode_steps: int = _identity(specs.EPISODE_STEPS)
   image_size: int = _identity(specs.DEFAULT_IMAGE_SIZE)
+  # See learners.learner_config.LearnerConfig.policy_ema and docs/results/ablations.md.
+  policy_ema: float = _identity(
+      0.0, 'decay of the Polyak-averaged policy copy that evaluation uses (0: the trained '
+      'policy); periodic evaluations then also report the trained policy as eval_raw')
   n_step: int = _identity(1)
   gamma: float = _identity(0.99)
   min_replay_size: int = _identity(1_000)
@@ -83,6 +87,9 @@ class RunConfig:
   offline_fraction: Optional[float] = _identity(
       None, "share of dataset items per batch, a constant replacing the method row's "
       '(batch ratio sweep)')
+  eta: Optional[float] = _identity(
+      None, "temperature of CRR-style (advantage) and R-CRR-style (softmax) rows, a constant "
+      "replacing the row's (temperature sweep)")
   checkpoint_every_s: float = _operational(300.0)
   checkpoint_every_episodes: int = _operational(0, '0: time-based checkpoints only')
   log_every: int = _operational(100, 'grad steps between metric summaries')
@@ -118,8 +125,8 @@ OPERATIONAL_FIELDS = _tagged(False)
 
 def resolve_method(config: RunConfig) -> methods_lib.Method:
   """The method row of a run, with its beta / offline_fraction overrides."""
-  return methods_lib.get_method(config.method).with_overrides(config.beta,
-                                                              config.offline_fraction)
+  return methods_lib.get_method(config.method).with_overrides(
+      config.beta, config.offline_fraction, config.eta)
 
 
 def pretrain_steps(config: RunConfig, method: methods_lib.Method) -> int:

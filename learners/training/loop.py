@@ -119,6 +119,8 @@ class Run:
         self._log_metrics(s, {name: float(values[i]) for name, values in metrics.items()})
     if self.config.eval_every and self.ledger.grad_steps % self.config.eval_every == 0:
       self.evaluate(self.config.eval_episodes, 'eval')
+      if self.learner.evaluates_average:  # The EMA's effect, measured on the same seeds.
+        self.evaluate(self.config.eval_episodes, 'eval_raw', self.learner.distribution)
 
   def grad_steps_until(self, due: int) -> None:
     """The online phases: one step per call, as the env steps make them due."""
@@ -144,10 +146,12 @@ class Run:
     with open(os.path.join(self.workdir, workdir_lib.METRICS_FILE), 'a') as f:
       f.write(json.dumps(dict(grad_step=step, **metrics)) + '\n')
 
-  def evaluate(self, episodes: int, label: str) -> evaluation.EvalResult:
+  def evaluate(self, episodes: int, label: str,
+               distribution_fn=None) -> evaluation.EvalResult:
+    """Evaluates `distribution_fn` (default: the learner's evaluation policy)."""
     start = time.perf_counter()
-    result = self.parts.evaluator.run(actors_lib.StudentPolicy(self.learner.distribution),
-                                      episodes, self.ledger.grad_steps)
+    policy = actors_lib.StudentPolicy(distribution_fn or self.learner.eval_distribution)
+    result = self.parts.evaluator.run(policy, episodes, self.ledger.grad_steps)
     self.timing['eval_s'] += time.perf_counter() - start  # The study's cost model reads it.
     self.ledger.eval_episodes += episodes
     self.evals.append(dict(result.as_dict(), label=label, spent=self.ledger.spent))

@@ -57,8 +57,9 @@ def prepare_workdir(config: config_lib.RunConfig) -> bool:
         'or choose a new --workdir. Refusing to re-initialise it.')
   config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
   if has_ckpt and os.path.exists(config_path):
-    saved = workdir_lib.read_json(config_path)
-    diffs = {k: (saved.get(k), v) for k, v in config.identity().items() if saved.get(k) != v}
+    # A setting added after the run started was at its default all along.
+    saved = dict(config_lib.RunConfig().identity(), **workdir_lib.read_json(config_path))
+    diffs = {k: (saved[k], v) for k, v in config.identity().items() if saved[k] != v}
     if diffs:
       raise ValueError(f'--resume with settings that differ from {config_path}: '
                        + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in diffs.items()))
@@ -116,7 +117,8 @@ def make_learner(config: config_lib.RunConfig,
              if method.uses_teacher else None)
   return learner_lib.Learner(
       method, learner_lib.LearnerConfig(obs_mode=config.obs, image_size=config.image_size,
-                                        nets=network_config(config), seed=config.seed),
+                                        nets=network_config(config), seed=config.seed,
+                                        policy_ema=config.policy_ema),
       teacher=teacher, workdir=config.workdir)
 
 
