@@ -325,3 +325,30 @@ def test_same_seed_same_counts_and_episodes_online(data_dir, tmp_path):
     seeds.append(sorted(int(s) for s in episodes.as_numpy_iterator()))
   assert ledgers[0] == ledgers[1] == ledgers[2]
   assert seeds[0] == seeds[1] == seeds[2] and len(set(seeds[0])) == 3
+
+
+def test_policy_ema_evaluates_both_policies_and_q_tracking_reads_the_run(data_dir, tmp_path,
+                                                                          capsys):
+  from learners.training import q_tracking  # pylint: disable=g-import-not-at-top
+  config = _config(data_dir, tmp_path / 'ema', 'CRR', grad_steps=8, eval_every=4,
+                   policy_ema=0.9)
+  loop.train(config, log=lambda *a: None)
+  with open(os.path.join(config.workdir, run_files.EVAL_FILE)) as f:
+    labels = sorted((e['grad_step'], e['label']) for e in json.load(f))
+  # Periodic: the EMA copy ('eval', what the run reports) and the trained policy.
+  assert labels == [(4, 'eval'), (4, 'eval_raw'), (8, 'eval'), (8, 'eval_raw'), (8, 'final')]
+
+  capsys.readouterr()
+  assert q_tracking.main([config.workdir, '--episodes', '2']) == 0
+  stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert stats['grad_steps'] == 8 and stats['episodes'] == 2
+  assert stats['steps'] == 2 * STEPS  # One Q and one return-to-go per action.
+  assert os.path.exists(stats['figure'])
+  with pytest.raises(SystemExit):  # BC trains no critic.
+    q_tracking.main([_bc_run(data_dir, tmp_path / 'bc'), '--episodes', '1'])
+
+
+def _bc_run(data_dir, workdir):
+  config = _config(data_dir, workdir, 'BC', grad_steps=2, eval_every=0, final_eval_episodes=1)
+  loop.train(config, log=lambda *a: None)
+  return config.workdir

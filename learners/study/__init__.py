@@ -6,7 +6,9 @@
   runner     datasets, teacher evaluation, launcher subprocesses (`python -m learners.study`)
   results    a study's results on disk -> cells with 95 % intervals
   report     figures and tables (`python -m learners.study.report`)
-  recommend  the split recommender (`python -m learners.study.recommend`)
+  recommend  the split recommender, the teacher as its baseline (`python -m learners.study.recommend`)
+  export     the report's numbers as results.json
+  stability  the checkpoint-to-checkpoint swing of runs' success (`python -m learners.study.stability`)
 
 Imports the run config and the method table, never TensorFlow at module level.
 """
