@@ -16,7 +16,6 @@ episode's end (400 steps), so late steps under-count a return that would go on.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -92,11 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   config_path = os.path.join(args.run, workdir_lib.CONFIG_FILE)
   if not os.path.exists(config_path):
     parser.error(f'{config_path} does not exist: is {args.run} a run workdir?')
-  saved = workdir_lib.read_json(config_path)
-  fields = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
-  # config.json also records the resolved method row, which is not a setting.
-  config = config_lib.RunConfig(**dict({k: v for k, v in saved.items() if k in fields},
-                                       workdir=args.run))
+  config = setup.saved_config(args.run)
   method = config_lib.resolve_method(config)
   if not method.uses_critic:
     parser.error(f'{method.name} trains no critic; nothing to track.')

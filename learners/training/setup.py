@@ -47,6 +47,18 @@ class Parts:
 # --- workdir, dataset, teacher, learner ---------------------------------------
 
 
+def saved_config(workdir: str) -> config_lib.RunConfig:
+  """The RunConfig a run's `config.json` records, with `workdir` set to where it is now.
+
+  A setting added after the run started was at its default all along; the
+  resolved facts written beside the settings (`method_row`, ...) are dropped.
+  """
+  saved = workdir_lib.read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+  fields = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
+  return config_lib.RunConfig(**dict({k: v for k, v in saved.items() if k in fields},
+                                     workdir=workdir))
+
+
 def prepare_workdir(config: config_lib.RunConfig) -> bool:
   """Creates/checks the workdir; returns True if the run resumes."""
   workdir = config.workdir
@@ -57,8 +69,7 @@ def prepare_workdir(config: config_lib.RunConfig) -> bool:
         'or choose a new --workdir. Refusing to re-initialise it.')
   config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
   if has_ckpt and os.path.exists(config_path):
-    # A setting added after the run started was at its default all along.
-    saved = dict(config_lib.RunConfig().identity(), **workdir_lib.read_json(config_path))
+    saved = saved_config(workdir).identity()
     diffs = {k: (saved[k], v) for k, v in config.identity().items() if saved[k] != v}
     if diffs:
       raise ValueError(f'--resume with settings that differ from {config_path}: '
