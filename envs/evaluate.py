@@ -139,6 +139,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.episodes < 1:
     parser.error('--episodes must be >= 1')
+  if args.episode_steps < 1:  # Else every worker's env would raise, one traceback each.
+    parser.error('--episode_steps must be >= 1')
   teachers = list(TEACHER_NAMES) if args.teacher == 'all' else args.teacher.split(',')
   # Custom triplets use ';' between ids so that ',' can separate several triplets.
   triplets = (list(TRIPLET_NAMES) if args.triplet == 'all'

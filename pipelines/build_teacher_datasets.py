@@ -35,6 +35,8 @@ from tensorflow_datasets.core import example_serializer
 import tqdm
 
 from envs import specs
+from envs import teachers
+from envs import triplets
 from pipelines import rlds_spec
 from pipelines import teacher_config
 from pipelines import teacher_dataset
@@ -215,13 +217,18 @@ def _targets(job: JobConfig) -> list[str]:
           for g in job.groups() for s in job.sizes]
 
 
-def run(job: JobConfig, beam_options: pipeline_options.PipelineOptions
-        ) -> list[str]:
-  """Runs the job; returns the version folders of the datasets it built."""
+def check_targets(job: JobConfig) -> None:
+  """Refuses to replace built datasets unless the job says `overwrite`."""
   existing = [t for t in _targets(job) if tf.io.gfile.exists(t)]
   if existing and not job.overwrite:
     raise FileExistsError(
         'Already built (pass --overwrite to rebuild): ' + ', '.join(existing))
+
+
+def run(job: JobConfig, beam_options: pipeline_options.PipelineOptions
+        ) -> list[str]:
+  """Runs the job; returns the version folders of the datasets it built."""
+  check_targets(job)
   for group in job.groups():
     directory = pool_dir(job.data_dir, group)
     if tf.io.gfile.exists(directory):
@@ -267,6 +274,51 @@ def _csv(text: str) -> list[str]:
   return [t.strip() for t in text.split(',') if t.strip()]
 
 
+def _sizes(text: str) -> list[int]:
+  try:
+    return [int(x) for x in _csv(text)]
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'expected comma-separated episode counts, got {text!r}') from None
+
+
+def check_job(job: JobConfig, num_workers: int) -> None:
+  """Every check that needs no work: a bad name would otherwise fail in a Beam worker."""
+  for flag, given, valid in (('--triplets', job.triplets, triplets.TRIPLET_NAMES),
+                             ('--teachers', job.teachers, teachers.TEACHER_NAMES),
+                             ('--obs', job.obs_modes, specs.OBS_MODES)):
+    unknown = [g for g in given if g not in valid]
+    if unknown or not given:
+      raise ValueError(f'{flag}: unknown {unknown or "(none given)"}; valid: '
+                       f'{", ".join(valid)}.')
+  if not job.sizes or min(job.sizes) < 1:
+    raise ValueError(f'--sizes must be episode counts >= 1, got {list(job.sizes)}.')
+  per_shard = 1 if job.episodes_per_shard is None else job.episodes_per_shard
+  for flag, value, low in (('--episode_steps', job.episode_steps, 1),
+                           ('--image_size', job.image_size, 8),
+                           ('--episodes_per_shard', per_shard, 1),
+                           ('--num_workers', num_workers, 1)):
+    if value < low:
+      raise ValueError(f'{flag} must be >= {low}, got {value}.')
+  for group in job.groups():  # The name round-trips (canonical, parseable).
+    teacher_config.TeacherConfig(name=group.name)
+
+
+def unknown_beam_flags(beam_args: Sequence[str]) -> list[str]:
+  """Flags among `beam_args` that Apache Beam does not know either, as typed.
+
+  Beam drops them with a log line: a typo (`--policy-mode deterministic`)
+  would build the wrong datasets for minutes.
+  """
+  options = pipeline_options.PipelineOptions(list(beam_args))
+  unknown = (set(options.get_all_options(retain_unknown_options=True))
+             - set(options.get_all_options()))
+  # Beam's keys have '_' for '-'.
+  typed = [a.split('=')[0] for a in beam_args if a.startswith('--')
+           and a[2:].split('=')[0].replace('-', '_') in unknown]
+  return typed or sorted(unknown)
+
+
 def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str], int]:
   parser = argparse.ArgumentParser(
       description=__doc__.split('\n\n')[0],
@@ -275,7 +327,7 @@ def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str], int]:
   parser.add_argument('--teachers', type=_csv, required=True)
   parser.add_argument('--obs', type=_csv, default=['state'],
                       help='observation modes: state, vision')
-  parser.add_argument('--sizes', type=lambda s: [int(x) for x in _csv(s)],
+  parser.add_argument('--sizes', type=_sizes,
                       required=True, help='e.g. 1000,2500,5000 (any sizes)')
   parser.add_argument('--data_dir', required=True)
   parser.add_argument('--policy_mode', default=teacher_config.DEFAULT_POLICY_MODE,
@@ -287,6 +339,10 @@ def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str], int]:
                       help='local worker processes (also Beam --num_workers)')
   parser.add_argument('--overwrite', action='store_true')
   args, beam_args = parser.parse_known_args(argv)
+  unknown = unknown_beam_flags(beam_args)
+  if unknown:
+    parser.error('unrecognized arguments (neither this job\'s nor Apache Beam\'s): '
+                 + ', '.join(unknown))
   job = JobConfig(triplets=args.triplets, teachers=args.teachers,
                   obs_modes=args.obs, sizes=sorted(set(args.sizes)),
                   data_dir=os.path.expanduser(args.data_dir),
@@ -294,18 +350,23 @@ def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str], int]:
                   episode_steps=args.episode_steps, image_size=args.image_size,
                   episodes_per_shard=args.episodes_per_shard,
                   overwrite=args.overwrite)
-  for group in job.groups():  # fail on a bad name before any work
-    teacher_config.TeacherConfig(name=group.name)
+  check_job(job, args.num_workers)
   return job, beam_args, args.num_workers
 
 
-def main(argv: Sequence[str] = None) -> None:
+def main(argv: Sequence[str] = None) -> int:
   logging.set_verbosity(logging.INFO)
-  job, beam_args, num_workers = parse_args(
-      sys.argv[1:] if argv is None else argv)
+  try:
+    job, beam_args, num_workers = parse_args(
+        sys.argv[1:] if argv is None else argv)
+    check_targets(job)  # Before Beam starts, which takes seconds and writes.
+  except (ValueError, FileExistsError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   for path in run(job, local_beam_options(beam_args, num_workers)):
     print(path)
+  return 0
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

@@ -15,8 +15,11 @@ What it provides:
   shard 0 of an existing directory), each finished episode is flushed to disk
   at once, and a start first repairs what a killed predecessor left behind.
 - `segment_dirs` / `recover_segments`: the loadable segments of a log root.
+- `cut_off_episodes`: episodes a crash or stop cut off mid-way, from the
+  in-flight marker each segment keeps beside it while an episode runs.
 """
 
+import json
 import os
 import re
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -37,6 +40,9 @@ from pipelines import rlds_spec
 
 SEGMENT_PREFIX = 'segment-'
 _SEGMENT_RE = re.compile(r'^segment-(\d{5})$')
+# Beside its segment (TFDS owns the segment's folder): the seed of the episode
+# being logged, present from its reset until it is on disk.
+IN_FLIGHT_SUFFIX = '.in_flight.json'
 
 
 def cast_timestep(timestep: dm_env.TimeStep,
@@ -107,7 +113,8 @@ class _EagerTFDSWriter(tfds_backend_writer.TFDSBackendWriter):
 
   Upstream keeps a finished episode in memory until the *next* reset; here it
   goes to disk (and is flushed) as soon as its final metadata arrives, so a
-  killed process loses only the episode in flight.
+  killed process loses only the episode in flight.  Closing mid-episode drops
+  the unfinished episode instead of writing it.
   """
 
   def __init__(self, *args, **kwargs):
@@ -131,6 +138,11 @@ class _EagerTFDSWriter(tfds_backend_writer.TFDSBackendWriter):
     if self._closed:
       return
     self._closed = True
+    episode = self._current_episode
+    if episode is not None and not episode.prev_step.timestep.last():
+      # Upstream would write the half episode; a student must never train on a
+      # cut-off trajectory.  Its in-flight marker counts it as cut off.
+      self._current_episode = None
     super().close()
 
   def __del__(self):
@@ -216,6 +228,47 @@ def recover_segments(root: str) -> list[str]:
   return loadable
 
 
+def in_flight_path(segment: str) -> str:
+  return os.path.normpath(segment) + IN_FLIGHT_SUFFIX
+
+
+def _write_in_flight(segment: str, episode_seed: int) -> None:
+  path = in_flight_path(segment)
+  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+    f.write(json.dumps(dict(episode_seed=int(episode_seed))))
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+
+
+def logged_seeds(segment: str) -> list[int]:
+  """Episode seeds of a (repaired) segment's complete episodes, in log order."""
+  episodes = tfds.builder_from_directory(segment).as_dataset(split='train',
+                                                            shuffle_files=False)
+  return [int(s) for s in
+          episodes.map(lambda e: e['episode_seed']).as_numpy_iterator()]
+
+
+def cut_off_episodes(root: str) -> list[tuple[str, int]]:
+  """(segment, episode seed) of every episode a crash or stop cut off mid-way.
+
+  A segment's writer is gone once a later process runs, so this is a pure
+  function of what is on disk: call it after `recover_segments`.  A marker
+  whose episode did reach the log (killed between the write and the marker's
+  removal) is not a cut-off.
+  """
+  out = []
+  for segment in segment_dirs(root):
+    path = in_flight_path(segment)
+    if not tf.io.gfile.exists(path):
+      continue
+    with tf.io.gfile.GFile(path) as f:
+      seed = int(json.loads(f.read())['episode_seed'])
+    logged = (tf.io.gfile.exists(os.path.join(segment, 'dataset_info.json'))
+              and seed in logged_seeds(segment))
+    if not logged:
+      out.append((segment, seed))
+  return out
+
+
 def _next_segment(root: str) -> str:
   existing = segment_dirs(root)
   index = 0
@@ -288,10 +341,14 @@ class StudentEpisodeLog:
                          episode_index=self._episodes, episode_return=0.0,
                          success=False)
     self._episodes += 1
+    _write_in_flight(self.segment, episode_seed)
     return self._logger.reset()
 
   def step(self, action: np.ndarray) -> dm_env.TimeStep:
-    return self._logger.step(np.asarray(action, np.float32))
+    timestep = self._logger.step(np.asarray(action, np.float32))
+    if timestep.last():  # The writer has put the episode on disk.
+      tf.io.gfile.remove(in_flight_path(self.segment))
+    return timestep
 
   def close(self) -> None:
     # EnvLogger.close() would also close the caller's env.

@@ -84,17 +84,38 @@ def test_changed_table_config_refuses_the_old_checkpoint(tmp_path):
                         checkpoint_dir=directory)
 
 
+def test_ledger_counts_out_of_order_episodes_and_lists_the_rest():
+  """Several actors finish out of order; the ledger keeps which indices are counted."""
+  ledger = ledger_lib.Ledger(budget=7, offline_episodes=1)  # Online indices 0..5.
+  for index in (0, 2, 3):
+    ledger.add_online_episode(index)
+  assert ledger.online_episodes == 3 and ledger.counted_ahead == [2, 3]
+  assert ledger.first_uncounted == 1 and ledger.uncounted() == [1, 4, 5]
+  assert ledger.is_counted(2) and not ledger.is_counted(1)
+  ledger.add_online_episode(1)  # Fills the gap: 0..3 are now a prefix.
+  assert ledger.counted_ahead == [] and ledger.first_uncounted == 4
+  assert ledger.uncounted() == [4, 5]
+  with pytest.raises(ledger_lib.BudgetError, match='outside the online budget'):
+    ledger.add_online_episode(6)
+  # The list survives the ledger's JSON round trip (resume reads it from the snapshot).
+  ledger.add_online_episode(5)
+  again = ledger_lib.Ledger(**{k: v for k, v in ledger.as_dict().items() if k != 'spent'})
+  assert again == ledger and again.uncounted() == [4]
+
+
 def test_ledger_budget_rules_and_atomic_json(tmp_path):
   assert ledger_lib.check_budget(10_000, 5_000, online=True) == 5_000
   assert ledger_lib.check_budget(None, 5_000, online=False) == 0
   with pytest.raises(ledger_lib.BudgetError, match='smaller than the teacher dataset'):
     ledger_lib.check_budget(1_000, 5_000, online=True)
   ledger = ledger_lib.Ledger(budget=3, offline_episodes=1)
-  ledger.add_online_episode()
-  ledger.add_online_episode()
+  ledger.add_online_episode(0)
+  with pytest.raises(ledger_lib.BudgetError, match='counted already'):
+    ledger.add_online_episode(0)  # A resume must never count an episode twice.
+  ledger.add_online_episode(1)
   assert ledger.budget_spent
   with pytest.raises(ledger_lib.BudgetError, match='beyond the budget'):
-    ledger.add_online_episode()
+    ledger.add_online_episode(2)
   ledger.eval_episodes = 7
   path = ledger.write(str(tmp_path))
   assert json.load(open(path))['spent'] == 3

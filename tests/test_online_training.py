@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from learners import methods as methods_lib
 from learners.training import config as config_lib
-from learners.training import faults
 from learners.training import ledger as ledger_lib
 from learners.training import loop
 from learners.training import mixer as mixer_lib
@@ -279,31 +278,6 @@ def _resume_flags(data_dir):
           '--batch_size', '16', '--min_replay_size', '10', '--eval_every', '0',
           '--final_eval_episodes', '2', '--network_size', '32', '--progress', 'false',
           '--checkpoint_every_episodes', '2', '--checkpoint_every_s', '1e9']
-
-
-def test_killed_run_resumes_to_the_same_ledger(data_dir, tmp_path):
-  common = _resume_flags(data_dir)
-  reference = str(tmp_path / 'reference')
-  proc = _launch(common + ['--workdir', reference])
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  killed = str(tmp_path / 'killed')
-  # SIGKILL after 5 episodes: the last checkpoint holds 4, episode 5 is on disk only.
-  proc = _launch(common + ['--workdir', killed],
-                 env=dict(os.environ, **{faults.KILL_AFTER_EPISODES: '5'}))
-  assert proc.returncode == -9, proc.stderr[-3000:]
-  proc = _launch(common + ['--workdir', killed])
-  assert proc.returncode == 1 and '--resume' in proc.stderr
-  proc = _launch(common + ['--workdir', killed, '--resume'])
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'Resuming' in proc.stdout
-  ref, res = ledger_lib.Ledger.read(reference), ledger_lib.Ledger.read(killed)
-  for field in ('budget', 'online_episodes', 'env_steps', 'grad_steps', 'offline_items',
-                'online_items', 'replay_inserts', 'eval_episodes'):
-    assert getattr(res, field) == getattr(ref, field), field
-  assert res.spent == res.budget == OFFLINE + 7
-  assert res.resumes == 1 and res.discarded_episodes == 1 and res.done
-  # Logged: 5 before the kill (1 discarded) + 3 after; the ledger counts 7.
-  assert _logged_episodes(killed) == 8
 
 
 def test_same_seed_same_counts_and_episodes_online(data_dir, tmp_path):

@@ -300,12 +300,16 @@ def write_report(workdir: str, output: Optional[str] = None,
                  episodes_per_hour: float = recommend_lib.PAPER_EPISODES_PER_HOUR,
                  budgets: Optional[Sequence[int]] = None) -> str:
   study = study_results.load_study(workdir)
+  grid = study.select('grid')
+  studied = sorted({c.budget for c in grid})
+  unknown = sorted(set(budgets or ()) - set(studied))
+  if unknown:  # Checked before anything is written, like every bad input.
+    raise ValueError(f'No finished runs at budget {unknown}; the study has budgets {studied}.')
+  budgets = list(budgets) if budgets else studied
   output = output or os.path.join(workdir, 'report')
   os.makedirs(output, exist_ok=True)
   figures = [figure_budget(study, output), figure_proportion(study, output),
              figure_curves(study, output), *figure_sweeps(study, output)]
-  grid = study.select('grid')
-  budgets = list(budgets) if budgets else sorted({c.budget for c in grid})
   lines = [f'# Study `{study.name}`', '', study.description.strip(), '',
            f'Results of `{os.path.abspath(workdir)}`: {len(study.cells)} configurations '
            f'from {sum(c.n_seeds for c in study.cells)} finished runs.']
@@ -359,6 +363,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--budget', type=int, action='append', default=None,
                       help='recommend for this budget (repeatable; default: every budget)')
   args = parser.parse_args(argv)
+  if args.episodes_per_hour <= 0:
+    parser.error('--episodes_per_hour must be > 0')
   try:
     path = write_report(args.workdir, args.output, args.episodes_per_hour, args.budget)
   except (FileNotFoundError, ValueError) as e:

@@ -18,7 +18,11 @@ A spec (YAML) names a grid and optional sweeps; every grid cell is one run of
      named by a hash of its config: a run whose `summary.json` exists with a
      matching `config.json` is skipped, an unfinished one continues with the
      launcher's `--resume`.  So killing the runner and starting it again loses
-     at most the work since each run's last checkpoint.
+     at most each run's episodes in flight (a resume ingests the logged ones).
+
+SIGTERM or Ctrl-C is forwarded to every run in progress; each writes a final
+checkpoint and stops, no new run starts, and the runner exits 143 / 130 once
+they have all stopped.  The same command resumes the study.
 
 Each run's output (and its error, if it fails) is in `<workdir>/runs/<name>/launch.log`;
 failures do not stop the other runs and make the runner exit 1 at the end.
@@ -29,6 +33,7 @@ import concurrent.futures
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Optional, Sequence
 
@@ -41,6 +46,7 @@ from learners.study import results
 from learners.study.grid import Run, dataset_groups, expand, run_state
 from learners.study.spec import SpecError, StudySpec, load_spec
 from learners.training import console
+from learners.training import stopping
 from learners.training import workdir as run_files
 
 RUN_CONFIG = 'run.yaml'  # The launcher's config file inside each run folder.
@@ -111,8 +117,46 @@ def _launcher_config(run: Run, data_dir: str) -> dict:
   return config
 
 
-def execute(run: Run, run_dir: str, data_dir: str) -> tuple[Run, int, float, str]:
+class Launches:
+  """The launcher subprocesses in progress, so a stop reaches each of them once."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._running = set()
+    self.stopped_by: Optional[int] = None
+
+  def start(self, cmd: list, **kwargs) -> Optional[subprocess.Popen]:
+    """Starts `cmd` (None once stopping); its own session, so a terminal's Ctrl-C
+    reaches it only through `forward`, once."""
+    with self._lock:
+      if self.stopped_by is not None:
+        return None
+      process = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+      self._running.add(process)
+      return process
+
+  def wait(self, process: subprocess.Popen) -> int:
+    rc = process.wait()
+    with self._lock:
+      self._running.discard(process)
+    return rc
+
+  def forward(self, signum: int) -> None:
+    with self._lock:
+      self.stopped_by = signum
+      for process in self._running:
+        process.send_signal(signum)
+
+
+_STOPPED = 'stopped'  # execute()'s exit code for a run a stop kept from starting.
+
+
+def execute(run: Run, run_dir: str, data_dir: str,
+            launches: Optional[Launches] = None) -> tuple[Run, object, float, str]:
   """One launcher subprocess; returns (run, exit code, seconds, log path)."""
+  launches = launches or Launches()
+  if launches.stopped_by is not None:
+    return run, _STOPPED, 0.0, ''
   state = run_state(run_dir, run.settings)
   os.makedirs(run_dir, exist_ok=True)
   with open(os.path.join(run_dir, RUN_CONFIG), 'w') as f:
@@ -124,10 +168,12 @@ def execute(run: Run, run_dir: str, data_dir: str) -> tuple[Run, int, float, str
               f'{"resume" if state == "partial" else "start"} ===\n')
     log.flush()
     # A partial run resumes from its last checkpoint; `--resume` on a workdir
-    # without checkpoints starts it afresh (episodes logged before are discarded).
-    rc = subprocess.call(launch_command(run, run_dir, state == 'partial'),
-                         stdout=log, stderr=subprocess.STDOUT,
-                         env=dict(os.environ, MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl')))
+    # without checkpoints starts it afresh, ingesting the episodes it logged.
+    process = launches.start(launch_command(run, run_dir, state == 'partial'),
+                             stdout=log, stderr=subprocess.STDOUT,
+                             env=dict(os.environ,
+                                      MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl')))
+    rc = _STOPPED if process is None else launches.wait(process)
   return run, rc, time.time() - start, log_path
 
 
@@ -148,8 +194,10 @@ def write_index(spec: StudySpec, runs: Sequence[Run], workdir: str, spec_path: s
 
 
 def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
-              data_dir: str, beam_args: Sequence[str] = (), log=print) -> int:
+              data_dir: str, beam_args: Sequence[str] = (), log=print,
+              launches: Optional[Launches] = None) -> int:
   """Runs everything not yet done; returns the number of failed runs."""
+  launches = launches or Launches()
   prepare_datasets(runs, data_dir, beam_args, workers, log)
   evaluate_teachers(spec, runs, workdir, workers, log)
   states = {r.key: run_state(os.path.join(workdir, results.RUNS_DIR, r.name), r.settings)
@@ -164,14 +212,19 @@ def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
       f'{sum(states[r.key] == "new" for r in todo)} to start; {workers} workers')
   failed = []
   with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-       tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar:
-    futures = [pool.submit(execute, r, os.path.join(workdir, results.RUNS_DIR, r.name), data_dir)
-               for r in todo]
+       tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar, \
+       stopping.StopRequest(on_signal=launches.forward):
+    futures = [pool.submit(execute, r, os.path.join(workdir, results.RUNS_DIR, r.name),
+                           data_dir, launches) for r in todo]
     for future in concurrent.futures.as_completed(futures):
       run, rc, seconds, log_path = future.result()
       bar.update(1)
       if rc == 0:
         tqdm.write(f'done   {run.name} ({seconds / 60:.1f} min)')
+      elif rc == _STOPPED:
+        pass
+      elif launches.stopped_by is not None and rc == 128 + launches.stopped_by:
+        tqdm.write(f'stopped {run.name} with a final checkpoint ({seconds / 60:.1f} min)')
       else:
         failed.append(run.name)
         tqdm.write(f'FAILED {run.name} (exit {rc}); log {log_path}:\n{_log_tail(log_path)}')
@@ -200,7 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  args, beam_args = build_parser().parse_known_args(argv)
+  parser = build_parser()
+  args, beam_args = parser.parse_known_args(argv)
+  if beam_args:  # Beam only when asked for: a dry run stays free of TF and Beam.
+    from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
+    unknown = build_teacher_datasets.unknown_beam_flags(beam_args)
+    if unknown:  # A typo (`--dryrun`) would otherwise start the whole study.
+      parser.error('unrecognized arguments (neither the runner\'s nor Apache Beam\'s): '
+                   + ', '.join(unknown))
   try:
     spec = load_spec(args.spec)
     runs = expand(spec)
@@ -217,12 +277,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   os.makedirs(os.path.join(workdir, results.RUNS_DIR), exist_ok=True)
   write_index(spec, runs, workdir, args.spec)
   start = time.time()
+  launches = Launches()
   try:
     with console.libraries_log(os.path.join(workdir, STUDY_LOG_FILE), args.verbosity):
-      failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args)
+      failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args,
+                         launches=launches)
   except SpecError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  if launches.stopped_by is not None:
+    print(f'study {spec.name} stopped by {stopping.signal_name(launches.stopped_by)}: every '
+          'run in progress wrote a final checkpoint; rerun the same command to resume.',
+          file=sys.stderr)
+    return 128 + launches.stopped_by
   print(f'study {spec.name}: {len(runs) - failed}/{len(runs)} runs done in '
         f'{(time.time() - start) / 60:.1f} min; results in {os.path.abspath(workdir)}; '
         f'report: python -m learners.study.report {workdir}')

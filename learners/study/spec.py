@@ -41,7 +41,19 @@ class StudySpec:
   teacher_eval_episodes: int = 0  # 0: the report uses the shipped teachers' cards.
   description: str = ''
 
-def _grid(data: Mapping[str, Any], where: str) -> Grid:
+
+# Grid fields that hold lists: a bare `methods: R-CRR` would iterate its letters.
+_LIST_FIELDS = ('methods', 'budgets', 'triplets', 'teachers', 'seeds', 'obs')
+
+
+def _mapping(data: Any, where: str) -> dict:
+  if not isinstance(data, Mapping):
+    raise SpecError(f'{where} must be a mapping of keys to values, got {data!r}.')
+  return dict(data)
+
+
+def _grid(data: Any, where: str) -> Grid:
+  data = _mapping(data, where)
   known = {f.name for f in dataclasses.fields(Grid)}
   unknown = sorted(set(data) - known)
   if unknown:
@@ -49,25 +61,39 @@ def _grid(data: Mapping[str, Any], where: str) -> Grid:
   for key in ('methods', 'budgets'):
     if key not in data:
       raise SpecError(f'{where}: `{key}` is required.')
+  for key in _LIST_FIELDS:
+    if key in data and not isinstance(data[key], list):
+      raise SpecError(f'{where}: `{key}` must be a list, e.g. [{data[key]}]; got {data[key]!r}.')
+  if not isinstance(data.get('offline_episodes', []), (list, Mapping)):
+    raise SpecError(f'{where}: `offline_episodes` must be a list or {{budget: [sizes]}}.')
+  if 'overrides' in data:
+    overrides = _mapping(data['overrides'], f'{where}: overrides')
+    bad = sorted(k for k, v in overrides.items() if not isinstance(v, list))
+    if bad:
+      raise SpecError(f'{where}: overrides {bad} must be lists of values.')
   return Grid(**data)
 
 
 def load_spec(path: str) -> StudySpec:
   with open(path) as f:
-    data = yaml.safe_load(f) or {}
+    data = _mapping(yaml.safe_load(f) or {}, path)
   known = {f.name for f in dataclasses.fields(StudySpec)}
   unknown = sorted(set(data) - known)
   if unknown:
     raise SpecError(f'{path}: unknown keys {unknown}; valid: {sorted(known)}.')
   if 'grid' not in data:
     raise SpecError(f'{path}: `grid` is required.')
-  sweeps = [_grid(dict(s), f'{path}: sweeps[{i}]') for i, s in enumerate(data.get('sweeps') or [])]
+  if not isinstance(data.get('sweeps') or [], list):
+    raise SpecError(f'{path}: `sweeps` must be a list of grids.')
+  if not isinstance(data.get('teacher_eval_episodes', 0), int):
+    raise SpecError(f'{path}: `teacher_eval_episodes` must be an integer.')
+  sweeps = [_grid(s, f'{path}: sweeps[{i}]') for i, s in enumerate(data.get('sweeps') or [])]
   unnamed = [i for i, s in enumerate(sweeps) if s.name == 'grid']
   if unnamed:
     raise SpecError(f'{path}: sweeps {unnamed} need a `name` (other than "grid").')
   return StudySpec(name=data.get('name', os.path.splitext(os.path.basename(path))[0]),
-                   grid=_grid(dict(data['grid']), f'{path}: grid'), sweeps=sweeps,
-                   defaults=dict(data.get('defaults') or {}),
+                   grid=_grid(data['grid'], f'{path}: grid'), sweeps=sweeps,
+                   defaults=_mapping(data.get('defaults') or {}, f'{path}: defaults'),
                    teacher_eval_episodes=int(data.get('teacher_eval_episodes', 0)),
                    description=data.get('description', ''))
 

@@ -91,8 +91,7 @@ class Actor:
   """Steps the student in its own env; owns the env, the episode log and a writer."""
 
   def __init__(self, config: ActorConfig, policy: policy_lib.Policy, log_root: str,
-               writer: replay.TransitionWriter, first_episode: int = 0,
-               episode_stride: int = 1, env_factory=None):
+               writer: replay.TransitionWriter, env_factory=None):
     from envs import stacking  # pylint: disable=g-import-not-at-top
     self.config = config
     self._policy = policy
@@ -106,9 +105,8 @@ class Actor:
         self._env, log_root, obs_mode=config.obs_mode, triplet=config.triplet,
         method=config.method, run_id=config.run_id, teacher=config.teacher,
         image_size=config.image_size)
-    # Actor i of N collects episodes i, i + N, i + 2N, ... of the run's sequence.
-    self._next_index = first_episode
-    self._stride = episode_stride
+    # Without an episode index from the learner, episodes 0, 1, 2, ... in turn.
+    self._next_index = 0
     self._timestep: Optional[dm_env.TimeStep] = None
     self._timesteps: List[dm_env.TimeStep] = []
     self._actions: List[np.ndarray] = []
@@ -155,7 +153,7 @@ class Actor:
 
   def _begin(self, learner_step: int, episode_index: Optional[int] = None) -> None:
     self._episode_index = self._next_index if episode_index is None else episode_index
-    self._next_index = self._episode_index + self._stride
+    self._next_index = self._episode_index + 1
     self._episode_seed = student_episode_seed(self.config.triplet, self.config.seed,
                                               self._episode_index)
     self._rng = np.random.default_rng([self._episode_seed, 1])

@@ -13,15 +13,31 @@ lists fields.  The launcher's `--help` text lives in the same metadata.
 """
 
 import dataclasses
-from typing import Any, Optional
+import os
+from typing import Any, Optional, get_args
 
 from envs import specs
+from envs import teachers as teachers_lib
+from envs import triplets as triplets_lib
 from learners import methods as methods_lib
 from learners.training import ledger as ledger_lib
+from learners.training import workdir as workdir_lib
 
 
 class TrainingError(RuntimeError):
   """A run stopped: NaN/Inf metric, replay or actor failure. Names the checkpoint."""
+
+
+class Stopped(TrainingError):
+  """SIGTERM/SIGINT: the run wrote a final checkpoint and stopped; `--resume` continues."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signum  # The shell's convention: 143 for SIGTERM, 130 for SIGINT.
 
 
 def _identity(default: Any, help: Optional[str] = None):  # pylint: disable=redefined-builtin
@@ -135,8 +151,36 @@ def pretrain_steps(config: RunConfig, method: methods_lib.Method) -> int:
   return method.pretrain_steps
 
 
+def _check_types(config: RunConfig) -> None:
+  """A config file's value of the wrong type (`batch_size: big`) is named, not a traceback."""
+  for field in dataclasses.fields(RunConfig):
+    value, args = getattr(config, field.name), get_args(field.type)
+    if value is None and type(None) in args:
+      continue  # Optional and unset.
+    kind = next((a for a in args if a is not type(None)), field.type)
+    # YAML reads `gamma: 1` as an int, which is fine; bool is an int to Python,
+    # but `batch_size: true` is a mistake.
+    accepted = (int, float) if kind is float else kind
+    if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+      raise ValueError(f'{field.name} must be {"a number" if kind is float else kind.__name__}, '
+                       f'got {value!r}.')
+
+
+def _check_names(config: RunConfig, uses_dataset: bool) -> None:
+  """Triplet, teacher and obs mode, before a workdir or dataset is named after them."""
+  triplets_lib.get_triplet(config.triplet)
+  if uses_dataset and config.triplet not in triplets_lib.TRIPLET_NAMES:
+    raise ValueError(f'Teacher datasets exist for {", ".join(triplets_lib.TRIPLET_NAMES)} only; '
+                     f'got triplet {config.triplet!r}.')
+  if config.teacher not in teachers_lib.TEACHER_NAMES and not os.path.isdir(config.teacher):
+    raise ValueError(f'Unknown teacher {config.teacher!r}; valid: '
+                     f'{", ".join(teachers_lib.TEACHER_NAMES)}, or a SavedModel directory.')
+  specs.check_obs_mode(config.obs)
+
+
 def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
   """All checks that need no work; returns the method and its online budget."""
+  _check_types(config)
   method = resolve_method(config)
   online = method.is_online
   online_budget = ledger_lib.check_budget(config.budget, config.offline_episodes, online)
@@ -148,12 +192,55 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
   if uses_dataset and config.offline_episodes == 0:
     raise ledger_lib.BudgetError(f'{method.name} samples the teacher dataset; pass '
                                  '--offline_episodes > 0.')
+  _check_names(config, uses_dataset)
   for name in ('batch_size', 'env_steps_per_grad_step', 'episode_steps', 'num_actors',
-               'n_step', 'min_replay_size', 'variable_update_period', 'grad_steps_per_call'):
+               'n_step', 'min_replay_size', 'variable_update_period', 'grad_steps_per_call',
+               'log_every', 'final_eval_episodes'):
     if getattr(config, name) < 1:
       raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
+  for name in ('grad_steps', 'eval_every', 'checkpoint_every_episodes'):
+    if getattr(config, name) < 0:
+      raise ValueError(f'{name} must be >= 0, got {getattr(config, name)}.')
   for name in ('intra_op_threads', 'inter_op_threads'):
     if getattr(config, name) < 0:
       raise ValueError(f'{name} must be >= 0 (0: TensorFlow\'s default), got '
                        f'{getattr(config, name)}.')
   return method, online_budget
+
+
+def saved_config(workdir: str) -> RunConfig:
+  """The RunConfig a run's `config.json` records, with `workdir` set to where it is now.
+
+  A setting added after the run started was at its default all along; the
+  resolved facts written beside the settings (`method_row`, ...) are dropped.
+  """
+  saved = workdir_lib.read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+  fields = {f.name for f in dataclasses.fields(RunConfig)}
+  return RunConfig(**dict({k: v for k, v in saved.items() if k in fields},
+                                     workdir=workdir))
+
+
+def check_workdir(config: RunConfig) -> bool:
+  """Whether the run resumes; refuses a workdir another run owns.  Writes nothing."""
+  workdir = config.workdir
+  has_ckpt = workdir_lib.has_checkpoint_data(workdir)
+  if has_ckpt and not config.resume:
+    raise FileExistsError(
+        f'{workdir} holds checkpoints of an earlier run; pass --resume to continue it, '
+        'or choose a new --workdir. Refusing to re-initialise it.')
+  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+  if has_ckpt and os.path.exists(config_path):
+    saved = saved_config(workdir).identity()
+    diffs = {k: (saved[k], v) for k, v in config.identity().items() if saved[k] != v}
+    if diffs:
+      raise ValueError(f'--resume with settings that differ from {config_path}: '
+                       + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in diffs.items()))
+  if not has_ckpt and os.path.isdir(workdir):
+    stale = [p for p in (workdir_lib.STATE_DIR, workdir_lib.REPLAY_DIR,
+                         workdir_lib.EPISODE_LOG_DIR)
+             if os.path.exists(os.path.join(workdir, p))]
+    if stale and not config.resume:
+      raise FileExistsError(f'{workdir} holds {", ".join(stale)} from an earlier run but no '
+                            'learner checkpoint; pass --resume to continue it (its logged '
+                            'episodes are ingested), or choose a new --workdir.')
+  return has_ckpt

@@ -169,6 +169,9 @@ def _exit_with_parent() -> None:
 def _actor_main(actor_id: int, config: PoolConfig, tokens, reports, start_lock) -> None:
   """Entry point of actor process `actor_id` (spawned: imports nothing inherited)."""
   _exit_with_parent()
+  # Ctrl-C reaches every process of the terminal's group: the learner alone
+  # decides how its actors stop.
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   actor = None
   try:
     # A small policy network: one thread each keeps N actors off the learner's cores.
@@ -205,9 +208,8 @@ def _actor_main(actor_id: int, config: PoolConfig, tokens, reports, start_lock) 
     reports.put(('done', actor_id, None))
   except BaseException:  # pylint: disable=broad-except
     reports.put(('error', actor_id, traceback.format_exc()))
-    # Closing mid-episode would log the half episode; a log left unclosed is
-    # repaired (complete episodes kept) like a killed actor's.
-    if actor is not None and not actor.in_episode:
+    # Closing mid-episode drops the half episode (its marker counts it as cut off).
+    if actor is not None:
       try:
         actor.close()
       except Exception:  # pylint: disable=broad-except

@@ -14,6 +14,9 @@ Offline-only methods (bc, crr) train for --grad_steps instead.  The
 console shows the run's own lines and a progress bar; the libraries' log
 lines go to <workdir>/run.log (`--verbosity 1` shows them).
 `--config file.yaml|json` sets defaults; flags given on the command line win.
+SIGTERM or Ctrl-C writes a final checkpoint and exits 143 / 130, printing
+the command that resumes; after a crash, `--resume` ingests every complete
+episode the run logged (see docs/reliability.md).
 """
 
 import argparse
@@ -21,8 +24,12 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
+import shutil
 import sys
 from typing import Optional, Sequence, get_args
+
+import yaml
 
 from learners.training import config as config_lib
 from learners.training import console
@@ -67,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _read_config_file(path: str) -> dict:
   with open(path) as f:
     if path.endswith(('.yaml', '.yml')):
-      import yaml  # pylint: disable=g-import-not-at-top
       data = yaml.safe_load(f) or {}
     else:
       data = json.load(f)
@@ -101,14 +107,32 @@ def _set_tf_threads(intra_op: int, inter_op: int) -> None:
     logging.warning('TF thread pools left as they are: %s', e)
 
 
+def resume_command(argv: Optional[Sequence[str]]) -> str:
+  """The command line that continues this run."""
+  args = [a for a in (sys.argv[1:] if argv is None else argv) if a != '--resume']
+  return shlex.join(['python', '-m', 'learners.training.launch', *args, '--resume'])
+
+
+def _only_a_log(workdir: str) -> bool:
+  """Whether a workdir this call created holds nothing but the log of its refusal."""
+  return set(os.listdir(workdir)) <= {workdir_lib.RUN_LOG_FILE, workdir_lib.CONFIG_FILE}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   try:
     config = _config(args)
     config_lib.check_config(config)
-  except (ValueError, NotImplementedError) as e:
+  except (ValueError, NotImplementedError, OSError, yaml.YAMLError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  try:  # Before the library log is opened inside the workdir of another run.
+    config_lib.check_workdir(config)
+  except (FileExistsError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  fresh = not os.path.exists(config.workdir)
+  failed = refused = False
   log_path = os.path.join(config.workdir, workdir_lib.RUN_LOG_FILE)
   with console.libraries_log(log_path, args.verbosity):
     _set_tf_threads(config.intra_op_threads, config.inter_op_threads)
@@ -116,12 +140,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
     try:
       summary = loop.train(config)
+    except config_lib.Stopped as e:
+      print(f'stopped by {e}\nResume with:\n  {resume_command(argv)}', file=sys.stderr)
+      return e.exit_code
     except (FileExistsError, config_lib.TrainingError, teacher_dataset.TeacherDatasetError,
             ValueError) as e:
       print(f'error: {e}', file=sys.stderr)
-      if not args.verbosity:
+      refused = fresh and _only_a_log(config.workdir)
+      if not args.verbosity and not refused:
         print(f'(library logs: {log_path})', file=sys.stderr)
-      return 1
+      failed = True
+  if refused:  # Refused before any work (e.g. no dataset): leave nothing behind.
+    shutil.rmtree(config.workdir)
+  if failed:
+    return 1
   ledger = summary['ledger']
   print(f'done: {ledger["spent"]}/{ledger["budget"]} episodes '
         f'({ledger["offline_episodes"]} offline + {ledger["online_episodes"]} online), '

@@ -72,12 +72,17 @@ class Ledger:
   offline_items: int = 0  # Dataset transitions the learner consumed.
   online_items: int = 0  # Replay transitions the learner consumed.
   replay_inserts: int = 0  # Transitions the actors wrote to Reverb.
-  # Episodes logged after the last checkpoint of a killed run: they are on
-  # disk (the robot spent them) but were never trained on nor counted.
+  # Online episodes cut off mid-way by a crash or a stop: the robot spent them
+  # but they are not in the episode log.  Counted afresh from the log's
+  # in-flight markers at each resume (`pipelines.episode_log.cut_off_episodes`).
   discarded_episodes: int = 0
   wall_time_s: float = 0.0
   resumes: int = 0
   done: bool = False
+  # Online episode indices counted beyond the first one not yet counted: with
+  # several actors episodes finish out of order, and a resume ingests whichever
+  # finished before a crash and hands out the others again.
+  counted_ahead: list = dataclasses.field(default_factory=list)
 
   @property
   def online_budget(self) -> int:
@@ -91,10 +96,35 @@ class Ledger:
   def budget_spent(self) -> bool:
     return self.spent >= self.budget
 
-  def add_online_episode(self) -> None:
+  @property
+  def first_uncounted(self) -> int:
+    """The lowest online episode index not counted yet."""
+    return self.online_episodes - len(self.counted_ahead)
+
+  def is_counted(self, index: int) -> bool:
+    return index < self.first_uncounted or index in self.counted_ahead
+
+  def uncounted(self) -> list:
+    """Online episode indices still to collect, in order."""
+    ahead = set(self.counted_ahead)
+    return [i for i in range(self.first_uncounted, self.online_budget) if i not in ahead]
+
+  def add_online_episode(self, index: int) -> None:
+    """Counts online episode `index` (its seed is a function of the index)."""
     if self.budget_spent:
       raise BudgetError(f'Online episode beyond the budget ({self.spent} of {self.budget}).')
+    if not 0 <= index < self.online_budget or self.is_counted(index):
+      raise BudgetError(f'Online episode {index} is outside the online budget '
+                        f'({self.online_budget}) or counted already.')
+    first = self.first_uncounted
     self.online_episodes += 1
+    if index != first:
+      self.counted_ahead = sorted(self.counted_ahead + [index])
+      return
+    first += 1
+    while first in self.counted_ahead:
+      self.counted_ahead.remove(first)
+      first += 1
 
   def as_dict(self) -> dict:
     out = dataclasses.asdict(self)

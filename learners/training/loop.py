@@ -14,12 +14,19 @@ count of updates is the same function of the env steps.  Order:
      starting once the replay holds `min_replay_size` transitions;
   4. final checkpoint and final evaluation.
 
+The online phase starts by ingesting the complete episodes an earlier process
+of the run logged but did not count (`recovery`): a crash loses at most the
+episode in flight per actor.  SIGTERM/SIGINT (`stopping`) stop the loops at
+their next safe point with a final checkpoint and raise `config.Stopped`.
+
 Checkpoint commit order (online phase: at episode boundaries only, so no
 episode is half-counted; with several actors the learner first stops handing
 out episodes and waits until every one in flight is reported): Reverb
 checkpoint -> state snapshot (ledger + replay checkpoint path) -> learner
 checkpoint.  The learner checkpoint is the commit; a resume reads the
-snapshot of the learner's step and drops anything newer.
+snapshot of the learner's step and drops anything newer (Reverb keeps only its
+newest checkpoint, so after a kill between the two the replay is rebuilt from
+the episode log).
 """
 
 import collections
@@ -28,6 +35,7 @@ import json
 import os
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -44,8 +52,10 @@ from learners.training import ledger as ledger_lib
 from learners.training import mixer as mixer_lib
 from learners.training import online_actors
 from learners.training import overlap
+from learners.training import recovery
 from learners.training import replay as replay_lib
 from learners.training import setup
+from learners.training import stopping
 from learners.training import workdir as workdir_lib
 
 # How many grad steps the overlapped learner may fall behind the env steps that
@@ -59,8 +69,10 @@ TrainingError = config_lib.TrainingError
 class Run:
   """The state of one run in this process: its parts, counters and outputs."""
 
-  def __init__(self, config: config_lib.RunConfig, parts: setup.Parts, log=print):
+  def __init__(self, config: config_lib.RunConfig, parts: setup.Parts, log=print,
+               stop: Optional[stopping.StopRequest] = None):
     self.config = config
+    self.stop = stop or stopping.StopRequest()
     self.parts = parts
     self.log = log
     self.learner, self.ledger = parts.learner, parts.ledger
@@ -165,7 +177,7 @@ class Run:
 
   def after_episode(self, result: actors_lib.EpisodeResult) -> None:
     """Counts a finished online episode (either loop), at its last env step."""
-    self.ledger.add_online_episode()
+    self.ledger.add_online_episode(result.index)
     self.ledger.replay_inserts += result.items
     self.successes.append(float(result.success))
     self.episodes_since_checkpoint += 1
@@ -176,6 +188,23 @@ class Run:
       tf.summary.scalar('online/return', result.episode_return,
                         step=self.ledger.online_episodes)
     faults.maybe_kill(faults.KILL_AFTER_EPISODES, self.episodes_this_process)
+    faults.maybe_signal(faults.SIGTERM_AFTER_EPISODES, self.episodes_this_process)
+    faults.maybe_stop(faults.STOP_REPLAY_AFTER_EPISODES, self.episodes_this_process,
+                      self.parts.replay)
+
+  def account_episode(self, result: actors_lib.EpisodeResult, due: int) -> int:
+    """Counts an episode reported whole; returns the grad steps due after its env steps.
+
+    Its transitions reach the replay at its last env step, as in the
+    synchronous loop, so the count of updates is the one that loop would take.
+    """
+    ledger = self.ledger
+    start = ledger.env_steps
+    due = self.schedule.due(due, start, result.steps - 1, ledger.replay_inserts)
+    self.after_episode(result)
+    due = self.schedule.due(due, start + result.steps - 1, 1, ledger.replay_inserts)
+    ledger.env_steps += result.steps
+    return due
 
   def checkpoint(self) -> str:
     self.clock.tick()
@@ -184,6 +213,7 @@ class Run:
     workdir_lib.write_state(self.workdir, self.ledger.grad_steps,
                             dict(ledger=dataclasses.asdict(self.ledger),
                                  replay_checkpoint=replay_path))
+    faults.maybe_kill(faults.KILL_IN_CHECKPOINT, self.ledger.online_episodes)
     path = self.learner.save()  # The commit point.
     self.ledger.write(self.workdir)
     if replay_path:
@@ -209,7 +239,7 @@ class Run:
       return
     with self.progress(total=until, initial=self.ledger.grad_steps,
                        desc='offline grad steps', unit='step') as bar:
-      while self.ledger.grad_steps < until:
+      while self.ledger.grad_steps < until and not self.stop.requested:
         k = self.call_size(self.ledger.grad_steps, until)
         self.grad_steps(k, next_k=self.call_size(self.ledger.grad_steps + k, until))
         bar.update(k)
@@ -218,6 +248,8 @@ class Run:
 
   def online_phase(self) -> None:
     """The synchronous loop: one env step, then the grad steps it makes due."""
+    if recovery.ingest(self):
+      self.checkpoint()  # A second crash need not ingest them again.
     if self.parts.pool is not None:
       online_actors.online_phase(self)
       return
@@ -230,11 +262,13 @@ class Run:
     try:
       with self.progress(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
                          unit='ep') as bar:
-        while not ledger.budget_spent:
+        while not ledger.budget_spent and not self.stop.requested:
           start = time.perf_counter()
-          result = self.parts.actor.step(ledger.grad_steps)
+          # The episode to begin (read at a reset) is the first one not counted yet.
+          result = self.parts.actor.step(ledger.grad_steps, ledger.first_uncounted)
           self.timing['actor_s'] += time.perf_counter() - start
           ledger.env_steps += 1
+          faults.maybe_kill(faults.KILL_AT_ENV_STEP, ledger.env_steps)
           if result is not None:
             self.after_episode(result)
             bar.update(1)
@@ -271,38 +305,59 @@ class Run:
 
 
 def train(config: config_lib.RunConfig, log=print) -> dict:
-  """Runs (or resumes) a run to its end; returns the final summary."""
-  run = Run(config, setup.build(config, log), log)
-  failed = True
-  try:
-    if run.parts.method.is_online:
-      run.offline_phase(run.parts.pretrain_steps)
+  """Runs (or resumes) a run to its end; returns the final summary.
+
+  Raises:
+    config.Stopped: SIGTERM/SIGINT; a final checkpoint was written.
+    config.TrainingError: the run failed; the message names its last checkpoint.
+  """
+  with stopping.StopRequest() as stop:
+    run = Run(config, setup.build(config, log), log, stop)
+    failed = True
+    try:
+      summary = _train(run)
+      failed = False
+      return summary
+    except replay_lib.ReplayError as e:
+      run.ledger.write(config.workdir)
+      raise TrainingError(f'Replay failure at grad step {run.ledger.grad_steps}: {e}\n'
+                          f'Last checkpoint: {run.last_checkpoint or "none yet"}'
+                          '; continue with --resume.') from e
+    except distributed.ActorError as e:
+      run.ledger.write(config.workdir)
+      raise TrainingError(f'{e}\nStopped at grad step {run.ledger.grad_steps} with '
+                          f'{run.ledger.online_episodes} online episodes counted; last '
+                          f'checkpoint: {run.last_checkpoint or "none yet"}'
+                          '; continue with --resume.') from e
+    finally:
+      run.close(failed)
+      sys.stdout.flush()
+
+
+def _train(run: Run) -> dict:
+  config = run.config
+  if run.parts.method.is_online:
+    run.offline_phase(run.parts.pretrain_steps)
+    if not run.stop.requested:
       start = time.perf_counter()
       run.online_phase()
       run.timing['online_s'] += time.perf_counter() - start
-    else:
-      run.offline_phase(config.grad_steps)
-    run.checkpoint()
-    final = run.evaluate(config.final_eval_episodes, 'final')
-    run.ledger.done = True
-    run.clock.tick()
-    run.ledger.write(config.workdir)
-    summary = dict(ledger=run.ledger.as_dict(), final_eval=final.as_dict(),
-                   checkpoint=run.last_checkpoint, workdir=config.workdir,
-                   timing=dict(run.timing))
-    workdir_lib.write_json_atomic(os.path.join(config.workdir, workdir_lib.SUMMARY_FILE),
-                                  summary)
-    failed = False
-    return summary
-  except replay_lib.ReplayError as e:
-    raise TrainingError(f'Replay failure at grad step {run.ledger.grad_steps}: {e} '
-                        f'Last checkpoint: {run.last_checkpoint}.') from e
-  except distributed.ActorError as e:
-    run.ledger.write(config.workdir)
-    raise TrainingError(f'{e}\nStopped at grad step {run.ledger.grad_steps} with '
-                        f'{run.ledger.online_episodes} online episodes counted; last '
-                        f'checkpoint: {run.last_checkpoint or "none yet"}'
-                        f'{"; continue with --resume" if run.last_checkpoint else ""}.') from e
-  finally:
-    run.close(failed)
-    sys.stdout.flush()
+  else:
+    run.offline_phase(config.grad_steps)
+  run.checkpoint()
+  if run.stop.requested:
+    name = stopping.signal_name(run.stop.signum)
+    raise config_lib.Stopped(
+        f'{name}: stopped at grad step {run.ledger.grad_steps} with '
+        f'{run.ledger.spent}/{run.ledger.budget} episodes spent; final checkpoint '
+        f'{run.last_checkpoint}.', run.stop.signum)
+  final = run.evaluate(config.final_eval_episodes, 'final')
+  run.ledger.done = True
+  run.clock.tick()
+  run.ledger.write(config.workdir)
+  summary = dict(ledger=run.ledger.as_dict(), final_eval=final.as_dict(),
+                 checkpoint=run.last_checkpoint, workdir=config.workdir,
+                 timing=dict(run.timing))
+  workdir_lib.write_json_atomic(os.path.join(config.workdir, workdir_lib.SUMMARY_FILE),
+                                summary)
+  return summary

@@ -6,35 +6,31 @@ actors' policy lag stays bounded); it never hands out more than the online
 budget.  Each reported episode makes grad steps due by the same
 `grad_schedule` as the synchronous loop.  Before a checkpoint the learner
 stops handing out and waits for every episode in flight, so a checkpoint
-holds episodes 0..n-1 exactly and a resume hands out tokens from n on.
+holds every episode handed out; a resume ingests the complete episodes logged
+after it (`recovery`) and hands out the others again.  SIGTERM/SIGINT stop
+handing out at once; the learner takes the grad steps already due and the
+actors in flight are terminated (each cuts off at most its episode).
 """
 
+import collections
 import math
 import time
 
-from learners.training import actors as actors_lib
 from learners.training import distributed
 
 
-def _account_episode(run, result: actors_lib.EpisodeResult, due: int) -> int:
-  """Counts a reported episode; returns the grad steps due after its env steps.
-
-  Its transitions reach the replay at its last env step, as in the
-  synchronous loop.
-  """
-  ledger, schedule = run.ledger, run.schedule
-  start = ledger.env_steps
-  due = schedule.due(due, start, result.steps - 1, ledger.replay_inserts)
-  run.after_episode(result)
-  due = schedule.due(due, start + result.steps - 1, 1, ledger.replay_inserts)
-  ledger.env_steps += result.steps
-  return due
+def _poll(run, timeout: float) -> list:
+  try:
+    return run.parts.pool.poll(timeout)
+  except distributed.ActorError:
+    if run.stop.requested:  # A preemption signals every process: an actor may go first.
+      return []
+    raise
 
 
 def online_phase(run) -> None:
   """Runs `run`'s actor pool until the budget is spent (see the module docstring)."""
   c, ledger, pool = run.config, run.ledger, run.parts.pool
-  online_budget = ledger.budget - ledger.offline_episodes
   max_lag = c.num_actors * math.ceil(c.episode_steps / c.env_steps_per_grad_step)
   publish_every = max(1, c.variable_update_period // c.env_steps_per_grad_step)
   publisher = distributed.VariablePublisher(
@@ -45,33 +41,36 @@ def online_phase(run) -> None:
     start = time.perf_counter()
     pool.start()
     run.timing['actor_start_s'] += time.perf_counter() - start
-    next_index = ledger.online_episodes
+    pending = collections.deque(ledger.uncounted())
     with run.progress(total=ledger.budget, initial=ledger.spent, desc='budget (episodes)',
                       unit='ep') as bar:
       while True:
+        if run.stop.requested:
+          run.grad_steps_until(due)
+          break
         pause = not ledger.budget_spent and run.checkpoint_due()
         if pause and pool.in_flight == 0 and ledger.grad_steps == due:
           run.checkpoint()
           continue
-        while (not pause and pool.in_flight < c.num_actors and next_index < online_budget
+        while (not pause and pool.in_flight < c.num_actors and pending
                and due - ledger.grad_steps <= max_lag):
-          pool.issue(next_index)
-          next_index += 1
+          pool.issue(pending.popleft())
         if ledger.grad_steps < due:
           run.grad_steps()
           if ledger.grad_steps % publish_every == 0:
             publisher.publish(ledger.grad_steps)
-          results = pool.poll(0.0)
+          results = _poll(run, 0.0)
         elif ledger.budget_spent:
           break
         else:
           start = time.perf_counter()
-          results = pool.poll(0.2)
+          results = _poll(run, 0.2)
           run.timing['actor_wait_s'] += time.perf_counter() - start
         for result in results:
-          due = _account_episode(run, result, due)
+          due = run.account_episode(result, due)
           bar.update(1)
-    # All episodes are reported; the actors close their logs and exit.
-    pool.stop()
+    # All episodes are reported (or a stop cuts them off); the actors close
+    # their logs and exit.
+    pool.stop(timeout_s=0.0 if run.stop.requested else None)
   finally:
     publisher.close()

@@ -91,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   config_path = os.path.join(args.run, workdir_lib.CONFIG_FILE)
   if not os.path.exists(config_path):
     parser.error(f'{config_path} does not exist: is {args.run} a run workdir?')
-  config = setup.saved_config(args.run)
+  config = config_lib.saved_config(args.run)
   method = config_lib.resolve_method(config)
   if not method.uses_critic:
     parser.error(f'{method.name} trains no critic; nothing to track.')

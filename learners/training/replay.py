@@ -148,7 +148,10 @@ class ReplayServer:
     """Saves the table (no-op without a checkpoint dir); returns the path."""
     if self._checkpoint_dir is None:
       return None
-    path = self.client.checkpoint()
+    try:
+      path = self.client.checkpoint()
+    except RuntimeError as e:  # Reverb's gRPC failures, e.g. the server is gone.
+      raise ReplayError(f'Reverb could not write its checkpoint: {e}') from e
     workdir.write_json_atomic(os.path.normpath(self._checkpoint_dir) + CONFIG_SUFFIX,
                              self._digest)
     return path

@@ -2,8 +2,9 @@
 
 Order matters only where it says so: the workdir is checked before any work,
 the learner is restored before the ledger is trusted, the episode log is
-repaired and counted before any actor writes to it, and the offline stream
-starts at the item the restored ledger says it reached.
+repaired and its cut-off episodes counted before any actor writes to it (its
+complete episodes are ingested by `recovery` when the online phase starts),
+and the offline stream starts at the item the restored ledger says it reached.
 """
 
 import dataclasses
@@ -13,6 +14,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from envs import teachers as teachers_lib
+from learners import checkpointing
 from learners import learner as learner_lib
 from learners import methods as methods_lib
 from learners import networks
@@ -42,47 +44,20 @@ class Parts:
   replay: Optional[replay_lib.ReplayServer] = None
   actor: Optional[actors_lib.Actor] = None  # The synchronous loop's actor.
   pool: Optional[distributed.ActorPool] = None  # num_actors > 1.
+  # Episode log segments of earlier processes of this run (`recovery.ingest`).
+  log_segments: list = dataclasses.field(default_factory=list)
+  # The replay checkpoint of the learner's checkpoint is gone: rebuild it from the log.
+  rebuild_replay: bool = False
 
 
 # --- workdir, dataset, teacher, learner ---------------------------------------
 
 
-def saved_config(workdir: str) -> config_lib.RunConfig:
-  """The RunConfig a run's `config.json` records, with `workdir` set to where it is now.
-
-  A setting added after the run started was at its default all along; the
-  resolved facts written beside the settings (`method_row`, ...) are dropped.
-  """
-  saved = workdir_lib.read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
-  fields = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
-  return config_lib.RunConfig(**dict({k: v for k, v in saved.items() if k in fields},
-                                     workdir=workdir))
-
-
 def prepare_workdir(config: config_lib.RunConfig) -> bool:
-  """Creates/checks the workdir; returns True if the run resumes."""
-  workdir = config.workdir
-  has_ckpt = workdir_lib.has_checkpoint_data(workdir)
-  if has_ckpt and not config.resume:
-    raise FileExistsError(
-        f'{workdir} holds checkpoints of an earlier run; pass --resume to continue it, '
-        'or choose a new --workdir. Refusing to re-initialise it.')
-  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
-  if has_ckpt and os.path.exists(config_path):
-    saved = saved_config(workdir).identity()
-    diffs = {k: (saved[k], v) for k, v in config.identity().items() if saved[k] != v}
-    if diffs:
-      raise ValueError(f'--resume with settings that differ from {config_path}: '
-                       + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in diffs.items()))
-  if not has_ckpt and os.path.isdir(workdir):
-    stale = [p for p in (workdir_lib.STATE_DIR, workdir_lib.REPLAY_DIR,
-                         workdir_lib.EPISODE_LOG_DIR)
-             if os.path.exists(os.path.join(workdir, p))]
-    if stale and not config.resume:
-      raise FileExistsError(f'{workdir} holds {", ".join(stale)} from an earlier run but no '
-                            'learner checkpoint; choose a new --workdir.')
-  os.makedirs(workdir, exist_ok=True)
-  return has_ckpt
+  """Checks (`config.check_workdir`), then creates the workdir; True if the run resumes."""
+  resuming = config_lib.check_workdir(config)
+  os.makedirs(config.workdir, exist_ok=True)
+  return resuming
 
 
 def teacher_dataset_name(config: config_lib.RunConfig) -> str:
@@ -126,11 +101,14 @@ def make_learner(config: config_lib.RunConfig,
                  method: methods_lib.Method) -> learner_lib.Learner:
   teacher = (teachers_lib.make_teacher(config.teacher, config.triplet)
              if method.uses_teacher else None)
-  return learner_lib.Learner(
-      method, learner_lib.LearnerConfig(obs_mode=config.obs, image_size=config.image_size,
-                                        nets=network_config(config), seed=config.seed,
-                                        policy_ema=config.policy_ema),
-      teacher=teacher, workdir=config.workdir)
+  try:
+    return learner_lib.Learner(
+        method, learner_lib.LearnerConfig(obs_mode=config.obs, image_size=config.image_size,
+                                          nets=network_config(config), seed=config.seed,
+                                          policy_ema=config.policy_ema),
+        teacher=teacher, workdir=config.workdir)
+  except checkpointing.CheckpointError as e:  # Its state file is read at construction.
+    raise TrainingError(str(e)) from e
 
 
 # --- ledger and resume ----------------------------------------------------------
@@ -144,10 +122,19 @@ def restore_ledger(config: config_lib.RunConfig, online_budget: int,
                              offline_episodes=config.offline_episodes)
   replay_checkpoint = None
   if resuming:
-    if not learner.restore():
+    try:
+      restored = learner.restore()
+    except checkpointing.CheckpointError as e:
+      raise TrainingError(str(e)) from e
+    if not restored:
       raise TrainingError(f'No learner checkpoint to resume in {config.workdir}.')
     step = learner.num_steps
-    state = workdir_lib.read_state(config.workdir, step)
+    try:
+      state = workdir_lib.read_state(config.workdir, step)
+    except ValueError as e:  # json's errors are ValueErrors.
+      raise TrainingError(f'State snapshot {workdir_lib.state_path(config.workdir, step)} '
+                          f'of learner checkpoint {step} is unreadable ({e}); refusing to '
+                          'resume.') from e
     if state is None:
       raise TrainingError(f'Learner checkpoint at step {step} has no state snapshot '
                           f'{workdir_lib.state_path(config.workdir, step)}; the checkpoint '
@@ -192,15 +179,14 @@ def actor_config(config: config_lib.RunConfig,
 
 
 def make_actors(config: config_lib.RunConfig, method: methods_lib.Method,
-                replay: replay_lib.ReplayServer, learner: learner_lib.Learner,
-                ledger: ledger_lib.Ledger, log=print):
+                replay: replay_lib.ReplayServer, learner: learner_lib.Learner, log=print):
   """(synchronous actor or None, actor pool or None, log segments of earlier segments)."""
   log_root = os.path.join(config.workdir, workdir_lib.EPISODE_LOG_DIR)
   if config.num_actors == 1:
     writer = replay_lib.TransitionWriter(replay.address, config.replay_timeout_ms)
     actor = actors_lib.Actor(
         actor_config(config, method), actors_lib.StudentPolicy(learner.distribution),
-        log_root, writer, first_episode=ledger.online_episodes)
+        log_root, writer)
     return actor, None, actor.previous_log_segments
   # Repaired and counted here, before any actor process writes to the log.
   previous_segments = episode_log.recover_segments(log_root)
@@ -212,31 +198,34 @@ def make_actors(config: config_lib.RunConfig, method: methods_lib.Method,
   return None, pool, previous_segments
 
 
-def count_discarded_episodes(ledger: ledger_lib.Ledger, segments, log=print) -> None:
-  """Episodes logged after the last checkpoint: on disk, but not trained on or counted."""
-  if not segments:
-    return
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  logged = sum(tfds.builder_from_directory(s).info.splits['train'].num_examples
-               for s in segments)
-  newly_discarded = logged - ledger.online_episodes - ledger.discarded_episodes
-  if newly_discarded < 0:
-    raise TrainingError(f'The episode log holds {logged} episodes but the ledger counts '
-                        f'{ledger.online_episodes} trained + {ledger.discarded_episodes} '
-                        'discarded: log lost.')
-  ledger.discarded_episodes += newly_discarded
-  if newly_discarded:
-    log(f'{newly_discarded} online episodes were logged after the last checkpoint; '
-        'they stay on disk but are not trained on or counted in the budget.')
+def count_cut_off_episodes(config: config_lib.RunConfig, ledger: ledger_lib.Ledger,
+                           log=print) -> None:
+  """Episodes a crash or stop cut off mid-way: spent, but not in the log."""
+  cut_off = episode_log.cut_off_episodes(
+      os.path.join(config.workdir, workdir_lib.EPISODE_LOG_DIR))
+  ledger.discarded_episodes = len(cut_off)
+  if cut_off:
+    log(f'{len(cut_off)} online episodes were cut off mid-way by a crash or stop (in '
+        + ', '.join(os.path.basename(s) for s, _ in cut_off)
+        + '); they are not in the log and are not counted in the budget.')
+
+
+def replay_checkpoint_missing(config: config_lib.RunConfig,
+                              replay_checkpoint: Optional[str]) -> bool:
+  """Whether the learner checkpoint's replay checkpoint is gone from disk."""
+  if not replay_checkpoint:
+    return False
+  name = os.path.basename(os.path.normpath(replay_checkpoint))
+  return not os.path.isdir(os.path.join(config.workdir, workdir_lib.REPLAY_DIR, name))
 
 
 def check_restored_replay(config: config_lib.RunConfig, replay: replay_lib.ReplayServer,
-                          ledger: ledger_lib.Ledger) -> None:
+                          ledger: ledger_lib.Ledger, replay_checkpoint: Optional[str]) -> None:
   replay_size = replay.size()
   if replay_size != min(ledger.replay_inserts, config.max_replay_size):
-    raise TrainingError(f'Restored replay holds {replay_size} items, the ledger expects '
-                        f'{ledger.replay_inserts} (was the run killed between its replay '
-                        'and learner checkpoints?).')
+    raise TrainingError(f'Restored replay checkpoint {replay_checkpoint} holds {replay_size} '
+                        f'items, the learner checkpoint\'s ledger expects '
+                        f'{ledger.replay_inserts}; refusing to resume from a mismatched pair.')
 
 
 # --- the learner's input ----------------------------------------------------------
@@ -286,16 +275,24 @@ def build(config: config_lib.RunConfig, log=print) -> Parts:
     return 1.0 if step < pretrain_steps else method.offline_fraction(step)
 
   replay = actor = pool = None
+  log_segments, rebuild_replay = [], False
   if method.is_online:
-    replay = make_replay(config, learner, replay_checkpoint)
-    actor, pool, previous_segments = make_actors(config, method, replay, learner, ledger, log)
+    rebuild_replay = resuming and replay_checkpoint_missing(config, replay_checkpoint)
+    if rebuild_replay:
+      log(f'Replay checkpoint {replay_checkpoint} of the learner checkpoint is gone (killed '
+          'during a checkpoint?); the replay is rebuilt from the episode log.')
+    replay = make_replay(config, learner, None if rebuild_replay else replay_checkpoint)
+    actor, pool, log_segments = make_actors(config, method, replay, learner, log)
     # A resume, or a start killed before its first checkpoint.
-    count_discarded_episodes(ledger, previous_segments, log)
-    if resuming:
-      check_restored_replay(config, replay, ledger)
+    count_cut_off_episodes(config, ledger, log)
+    if log_segments and not resuming:
+      ledger.resumes += 1  # A restart that ingests a log is a resume without a checkpoint.
+    if resuming and not rebuild_replay:
+      check_restored_replay(config, replay, ledger, replay_checkpoint)
   mixer = make_mixer(config, episodes, replay, ledger, offline_fraction)
   evaluator = evaluation.Evaluator(config.triplet, config.obs, config.episode_steps,
                                    config.image_size)
   return Parts(method=method, pretrain_steps=pretrain_steps, resuming=resuming,
                learner=learner, ledger=ledger, mixer=mixer, evaluator=evaluator,
-               replay=replay, actor=actor, pool=pool)
+               replay=replay, actor=actor, pool=pool, log_segments=log_segments,
+               rebuild_replay=rebuild_replay)

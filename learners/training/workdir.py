@@ -27,6 +27,7 @@ EVAL_FILE = 'eval.json'
 SUMMARY_FILE = 'summary.json'
 METRICS_FILE = 'metrics.jsonl'
 RUN_LOG_FILE = 'run.log'
+LEARNER_DIR = os.path.join('checkpoints', 'learner')
 STATE_DIR = os.path.join('checkpoints', 'state')
 REPLAY_DIR = os.path.join('checkpoints', 'replay')
 EPISODE_LOG_DIR = 'episodes'
@@ -51,9 +52,9 @@ def read_json(path: str, default: Any = None) -> Any:
 
 
 def has_checkpoint_data(workdir: str) -> bool:
-  # The learner owns its checkpoint path; importing it here would pull in TF.
-  from learners import checkpointing  # pylint: disable=g-import-not-at-top
-  directory = checkpointing.checkpoint_dir(workdir)
+  # `learners.checkpointing.checkpoint_dir`, spelled out: importing it would
+  # pull in TF, and the launcher checks the workdir before TF starts logging.
+  directory = os.path.join(workdir, LEARNER_DIR)
   return os.path.isdir(directory) and bool(os.listdir(directory))
 
 
