@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -161,6 +162,17 @@ def test_prefetched_batches_equal_batches_built_on_demand(data_dir):
   with pytest.raises(ValueError, match='shard 3 is corrupted'):
     broken.batch(0)
   broken.close()
+
+  # A source that never answers (Reverb's sampler after its server is gone) times out.
+  def stuck():
+    time.sleep(3600)
+    yield  # pylint: disable=unreachable
+  hung = mixer_lib.Prefetcher(
+      mixer_lib.Mixer(4, lambda s: 0.0, None, mixer_lib.ItemBuffer(stuck())), timeout_s=0.5)
+  start = time.monotonic()
+  with pytest.raises(TimeoutError, match='not ready within 0.5 s'):
+    hung.batch(0)
+  assert time.monotonic() - start < 5
 
 
 def test_offline_stream_is_a_function_of_seed_and_item(data_dir):

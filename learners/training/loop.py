@@ -79,8 +79,11 @@ class Run:
     self.workdir = config.workdir
     self.schedule = grad_schedule.GradSchedule(config.env_steps_per_grad_step,
                                                config.min_replay_size, parts.mixer.needs_online)
+    # Online runs bound the wait for a batch: a lost Reverb server would block
+    # its sampler for ever.  The slack covers the offline stream's start-up.
     self.prefetcher = mixer_lib.Prefetcher(
-        parts.mixer, prepare=lambda b: (b, self.learner.teacher_labels(b)))
+        parts.mixer, prepare=lambda b: (b, self.learner.teacher_labels(b)),
+        timeout_s=config.replay_timeout_ms / 1000 + 30 if parts.replay else None)
     self.clock = ledger_lib.WallClock(self.ledger)
     self.summary = tf.summary.create_file_writer(
         os.path.join(self.workdir, workdir_lib.TENSORBOARD_DIR))
@@ -108,7 +111,10 @@ class Run:
     step = self.ledger.grad_steps
     offline = sum(self.parts.mixer.num_offline(s) for s in range(step, step + k))
     start = time.perf_counter()
-    batches, teacher_labels = self.prefetcher.batch(step, k)
+    try:
+      batches, teacher_labels = self.prefetcher.batch(step, k)
+    except TimeoutError as e:
+      raise replay_lib.ReplayError(f'{e} Is the Reverb server gone?') from e
     fetched = time.perf_counter()
     if next_k and self.ready(step + k):
       self.prefetcher.prefetch(step + k, next_k)

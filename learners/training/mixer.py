@@ -219,10 +219,17 @@ class Prefetcher:
   stacked (`Mixer.batches`), as `Learner.steps` takes them.
   """
 
-  def __init__(self, mixer: Mixer, prepare: Callable[[types.Batch], Any] = lambda b: b):
-    """`batch(step, k)` returns `prepare(mixer.batches(step, k))` (e.g. with teacher labels)."""
+  def __init__(self, mixer: Mixer, prepare: Callable[[types.Batch], Any] = lambda b: b,
+               timeout_s: Optional[float] = None):
+    """`batch(step, k)` returns `prepare(mixer.batches(step, k))` (e.g. with teacher labels).
+
+    With `timeout_s`, a batch not built in time raises TimeoutError: Reverb's
+    sampler retries a lost server for ever, its timeout covers only the rate
+    limiter.
+    """
     self.mixer = mixer
     self._prepare = prepare
+    self._timeout_s = timeout_s
     self._pending = None  # ((step, k), Future) of the batches being built, if any.
 
   def _build(self, step: int, k: int):
@@ -237,9 +244,15 @@ class Prefetcher:
   def batch(self, step: int, k: int = 1):
     """Steps [step, step + k), prepared: the prefetched ones, or built now if none is pending."""
     if self._pending is None:
-      return self._build(step, k)
+      if self._timeout_s is None:
+        return self._build(step, k)
+      self.prefetch(step, k)
     (built, future), self._pending = self._pending, None
-    batch = future.result()  # Raises what the thread raised.
+    try:
+      batch = future.result(self._timeout_s)  # Raises what the thread raised.
+    except futures.TimeoutError:
+      raise TimeoutError(f'The batches of grad steps {step}+{k} were not ready within '
+                         f'{self._timeout_s:g} s.') from None
     if built != (step, k):
       raise AssertionError(f'Prefetched the batches of steps {built[0]}+{built[1]}, asked '
                            f'for {step}+{k}.')
