@@ -260,3 +260,21 @@ def test_interrupted_build_leaves_nothing_loadable(tmp_path, monkeypatch):
     for a, b in zip(rerun, clean):
       with open(a, 'rb') as f1, open(b, 'rb') as f2:
         assert f1.read() == f2.read(), a
+
+
+@pytest.mark.parametrize('mode', ['in_memory', 'multi_threading'])
+def test_every_local_runner_mode_writes_the_same_bytes(built, tmp_path, mode):
+  """docs/datasets.md's runner table: each mode that runs here, against the
+  multi-processing build of the `built` fixture (the default)."""
+  job_dir, _ = built
+  data_dir = str(tmp_path)
+  _run([sys.executable, '-m', 'pipelines.build_teacher_datasets',
+        '--triplets', 'triplet1', '--teachers', 'mastery', '--obs', 'state',
+        '--sizes', '4,8', '--episode_steps', '20', '--data_dir', data_dir,
+        '--num_workers', '2', f'--direct_running_mode={mode}'])
+  for name in (SMALL, LARGE):
+    mine, default = _shards(_vdir(data_dir, name)), _shards(_vdir(job_dir, name))
+    assert [os.path.basename(p) for p in mine] == [os.path.basename(p) for p in default]
+    for a, b in zip(mine, default):
+      with open(a, 'rb') as f1, open(b, 'rb') as f2:
+        assert f1.read() == f2.read(), a

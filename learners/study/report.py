@@ -316,6 +316,13 @@ def write_report(workdir: str, output: Optional[str] = None,
   if study.missing:
     lines.append(f'**{len(study.missing)} runs are not finished and are left out:** '
                  + ', '.join(study.missing) + '.')
+  if study.restarted:
+    lines.append(f'{len(study.restarted)} runs were resumed after a crash, a stop or a lost '
+                 'Ray worker (each resume ingests the episodes logged since its checkpoint): '
+                 + ', '.join(f'{name} ({resumes} resumes'
+                             + (f', {tries} Ray attempts)' if tries > 1 else ')')
+                             for name, (resumes, tries) in sorted(study.restarted.items()))
+                 + '.')
   lines += ['', 'Intervals are 95 %: Wilson over evaluation episodes for one seed, a '
             'bootstrap over seeds and evaluation episodes for several. "n" is the number '
             'of seeds.', '', *[f'- {n}' for n in _settings_notes(study)], '',

@@ -20,6 +20,7 @@ import numpy as np
 
 from envs import evaluate as envs_evaluate
 from envs import teachers as envs_teachers
+from learners.study import ray_engine
 from learners.training import workdir as run_files
 
 STUDY_FILE = 'study.json'  # The expanded runs, written by the runner: what the report reads.
@@ -95,6 +96,8 @@ class Study:
   teachers: list  # Teacher cells (envs.evaluate format).
   teacher_source: str
   description: str = ''
+  # Finished runs that did not go straight through: {name: (resumes, Ray attempts)}.
+  restarted: dict = dataclasses.field(default_factory=dict)
 
   def select(self, sweep: Optional[str] = 'grid', **where) -> list:
     return [c for c in self.cells if (sweep is None or c.sweep == sweep)
@@ -113,14 +116,18 @@ def load_study(workdir: str) -> Study:
     raise FileNotFoundError(f'{index_path} not found: is {workdir} a study folder '
                             '(written by python -m learners.study)?')
   index = run_files.read_json(index_path)
-  cells, missing = {}, []
+  cells, missing, restarted = {}, [], {}
   for run in index['runs']:
     run_dir = os.path.join(workdir, RUNS_DIR, run['name'])
     summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
     if not os.path.exists(summary_path):
       missing.append(run['name'])
       continue
-    final = run_files.read_json(summary_path)['final_eval']
+    summary = run_files.read_json(summary_path)
+    final = summary['final_eval']
+    resumes, tries = summary.get('ledger', {}).get('resumes', 0), ray_engine.attempts(run_dir)
+    if resumes or tries > 1:
+      restarted[run['name']] = (resumes, tries)
     evals_path = os.path.join(run_dir, run_files.EVAL_FILE)
     evals = run_files.read_json(evals_path) if os.path.exists(evals_path) else []
     c = run['config']
@@ -141,7 +148,7 @@ def load_study(workdir: str) -> Study:
               'evaluation seeds, 400-step episodes)') if teachers else 'none'
   return Study(name=index['name'], workdir=workdir, cells=list(cells.values()),
                missing=missing, teachers=teachers, teacher_source=source,
-               description=index.get('description', ''))
+               description=index.get('description', ''), restarted=restarted)
 
 
 def shipped_teacher_cells() -> list:

@@ -1,7 +1,8 @@
 r"""Run a study: a grid of runs (methods x budgets x offline episodes x ...).
 
   python -m learners.study --spec studies/laptop.yaml --workdir runs/laptop \
-      [--workers 2] [--dry_run] [standard Beam options for the dataset build]
+      [--workers 2] [--dry_run] [--engine ray [--address HOST:PORT]] \
+      [standard Beam options for the dataset build]
 
 A spec (YAML) names a grid and optional sweeps; every grid cell is one run of
 `python -m learners.training.launch`.  The runner
@@ -14,7 +15,8 @@ A spec (YAML) names a grid and optional sweeps; every grid cell is one run of
   3. builds every missing teacher dataset once per (triplet, teacher, obs,
      episode steps) with the Beam job, all sizes in one go (they are nested);
   4. evaluates the teachers on the students' evaluation seeds (if the spec asks);
-  5. runs up to --workers launcher subprocesses at a time.  A run's workdir is
+  5. runs up to --workers launcher subprocesses at a time (`--engine ray`: one Ray
+     task per run on a cluster, `learners.study.ray_engine`).  A run's workdir is
      named by a hash of its config: a run whose `summary.json` exists with a
      matching `config.json` is skipped, an unfinished one continues with the
      launcher's `--resume`.  So killing the runner and starting it again loses
@@ -30,6 +32,7 @@ failures do not stop the other runs and make the runner exit 1 at the end.
 
 import argparse
 import concurrent.futures
+import dataclasses
 import os
 import subprocess
 import sys
@@ -120,9 +123,10 @@ def _launcher_config(run: Run, data_dir: str) -> dict:
 class Launches:
   """The launcher subprocesses in progress, so a stop reaches each of them once."""
 
-  def __init__(self):
+  def __init__(self, preexec_fn=None):
     self._lock = threading.Lock()
     self._running = set()
+    self._preexec_fn = preexec_fn
     self.stopped_by: Optional[int] = None
 
   def start(self, cmd: list, **kwargs) -> Optional[subprocess.Popen]:
@@ -131,7 +135,8 @@ class Launches:
     with self._lock:
       if self.stopped_by is not None:
         return None
-      process = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+      process = subprocess.Popen(cmd, start_new_session=True, preexec_fn=self._preexec_fn,
+                                 **kwargs)
       self._running.add(process)
       return process
 
@@ -178,6 +183,8 @@ def execute(run: Run, run_dir: str, data_dir: str,
 
 
 def _log_tail(path: str, lines: int = 15) -> str:
+  if not os.path.exists(path):
+    return '    (no log)'
   with open(path, errors='replace') as f:
     tail = [l for l in f.read().splitlines() if 'trajectory_writer.cc' not in l]
   return '\n'.join('    ' + l for l in tail[-lines:])
@@ -193,9 +200,18 @@ def write_index(spec: StudySpec, runs: Sequence[Run], workdir: str, spec_path: s
   return path
 
 
+@dataclasses.dataclass(frozen=True)
+class Engine:
+  """Where the runs execute: the local pool of `workers`, or Ray (`address`: a running
+  cluster, None: a local one); a run lost with its Ray worker is retried `max_retries` times."""
+  name: str = 'local'
+  address: Optional[str] = None
+  max_retries: int = 3
+
+
 def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
               data_dir: str, beam_args: Sequence[str] = (), log=print,
-              launches: Optional[Launches] = None) -> int:
+              launches: Optional[Launches] = None, engine: Engine = Engine()) -> int:
   """Runs everything not yet done; returns the number of failed runs."""
   launches = launches or Launches()
   prepare_datasets(runs, data_dir, beam_args, workers, log)
@@ -211,13 +227,11 @@ def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
       f'{sum(states[r.key] == "partial" for r in todo)} to resume, '
       f'{sum(states[r.key] == "new" for r in todo)} to start; {workers} workers')
   failed = []
-  with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-       tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar, \
-       stopping.StopRequest(on_signal=launches.forward):
-    futures = [pool.submit(execute, r, os.path.join(workdir, results.RUNS_DIR, r.name),
-                           data_dir, launches) for r in todo]
-    for future in concurrent.futures.as_completed(futures):
-      run, rc, seconds, log_path = future.result()
+  run_dirs = [os.path.join(workdir, results.RUNS_DIR, r.name) for r in todo]
+  with tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar:
+
+    def on_result(result):
+      run, rc, seconds, log_path = result
       bar.update(1)
       if rc == 0:
         tqdm.write(f'done   {run.name} ({seconds / 60:.1f} min)')
@@ -228,6 +242,18 @@ def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
       else:
         failed.append(run.name)
         tqdm.write(f'FAILED {run.name} (exit {rc}); log {log_path}:\n{_log_tail(log_path)}')
+
+    if engine.name == 'ray':
+      from learners.study import ray_engine  # pylint: disable=g-import-not-at-top
+      ray_engine.run_all(todo, run_dirs, data_dir, engine.address, engine.max_retries,
+                         on_result)
+    else:
+      with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+           stopping.StopRequest(on_signal=launches.forward):
+        futures = [pool.submit(execute, r, d, data_dir, launches)
+                   for r, d in zip(todo, run_dirs)]
+        for future in concurrent.futures.as_completed(futures):
+          on_result(future.result())
   if failed:
     log(f'{len(failed)} runs failed: {", ".join(failed)}. Rerun the same command to retry '
         'them (finished runs are skipped).')
@@ -246,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help='teacher datasets (default: the spec\'s defaults.data_dir, '
                            'else <workdir>/data)')
   parser.add_argument('--dry_run', action='store_true', help='list runs and cost, run nothing')
+  parser.add_argument('--engine', choices=('local', 'ray'), default='local',
+                      help='local: a pool of --workers launcher processes on this machine; '
+                           'ray: one Ray task per run (--workdir on a shared filesystem)')
+  parser.add_argument('--address', default=None,
+                      help='--engine ray: a running cluster (HOST:PORT or "auto"); default: '
+                           'start a local one')
+  parser.add_argument('--max_retries', type=int, default=3,
+                      help='--engine ray: retries of a run whose Ray worker died (each '
+                           'resumes from the run\'s last checkpoint)')
   parser.add_argument('--verbosity', type=int, default=0,
                       help=f'0: libraries\' log lines (Beam, absl, TF) go to '
                            f'<workdir>/{STUDY_LOG_FILE}; 1: to the console too')
@@ -267,7 +302,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except (SpecError, OSError, yaml.YAMLError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  workdir = args.workdir or os.path.join('runs', spec.name)
+  # Absolute: Ray workers (other machines, other working directories) read it too.
+  workdir = os.path.abspath(args.workdir or os.path.join('runs', spec.name))
   data_dir = args.data_dir or spec.defaults.get('data_dir') or os.path.join(workdir, 'data')
   if '://' not in data_dir:  # Keep gs://... (a cluster Beam runner's bucket) as is.
     data_dir = os.path.abspath(os.path.expanduser(data_dir))
@@ -281,7 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     with console.libraries_log(os.path.join(workdir, STUDY_LOG_FILE), args.verbosity):
       failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args,
-                         launches=launches)
+                         launches=launches,
+                         engine=Engine(args.engine, args.address, args.max_retries))
   except SpecError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

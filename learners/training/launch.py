@@ -20,6 +20,7 @@ episode the run logged (see docs/reliability.md).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -113,9 +114,15 @@ def resume_command(argv: Optional[Sequence[str]]) -> str:
   return shlex.join(['python', '-m', 'learners.training.launch', *args, '--resume'])
 
 
+# How long a launcher waits for another process to leave its workdir (a retried
+# run's earlier launcher writing its final checkpoint after a SIGTERM).
+_LOCK_WAIT_S = 120.0
+
+
 def _only_a_log(workdir: str) -> bool:
   """Whether a workdir this call created holds nothing but the log of its refusal."""
-  return set(os.listdir(workdir)) <= {workdir_lib.RUN_LOG_FILE, workdir_lib.CONFIG_FILE}
+  return set(os.listdir(workdir)) <= {workdir_lib.RUN_LOG_FILE, workdir_lib.CONFIG_FILE,
+                                      workdir_lib.LOCK_FILE}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -134,7 +141,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   fresh = not os.path.exists(config.workdir)
   failed = refused = False
   log_path = os.path.join(config.workdir, workdir_lib.RUN_LOG_FILE)
-  with console.libraries_log(log_path, args.verbosity):
+  os.makedirs(config.workdir, exist_ok=True)
+  with contextlib.ExitStack() as held:
+    try:
+      held.enter_context(workdir_lib.exclusive(config.workdir, _LOCK_WAIT_S))
+    except FileExistsError as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 1
+    held.enter_context(console.libraries_log(log_path, args.verbosity))
     _set_tf_threads(config.intra_op_threads, config.inter_op_threads)
     from learners.training import loop  # pylint: disable=g-import-not-at-top
     from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top

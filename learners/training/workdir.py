@@ -6,6 +6,7 @@ Layout (everything a run writes is under its workdir):
   ledger.json          budget counters (`ledger.Ledger`)
   eval.json            every evaluation, periodic and final
   summary.json         written last: its presence means the run is done
+  .lock                held (flock) by the one process that runs in this workdir
   metrics.jsonl        learner metrics every `log_every` grad steps
   run.log              the libraries' log lines (Beam, absl, Reverb, TF)
   tensorboard/         summaries
@@ -17,10 +18,13 @@ Layout (everything a run writes is under its workdir):
 No TensorFlow at module level: the study runner reads these files too.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
-from typing import Any, Optional
+import time
+from typing import Any, Iterator, Optional
 
 CONFIG_FILE = 'config.json'
 EVAL_FILE = 'eval.json'
@@ -32,6 +36,7 @@ STATE_DIR = os.path.join('checkpoints', 'state')
 REPLAY_DIR = os.path.join('checkpoints', 'replay')
 EPISODE_LOG_DIR = 'episodes'
 TENSORBOARD_DIR = 'tensorboard'
+LOCK_FILE = '.lock'
 
 
 def write_json_atomic(path: str, data: Any) -> None:
@@ -83,3 +88,34 @@ def prune_replay_checkpoints(workdir: str, keep: Optional[str]) -> None:
     path = os.path.join(directory, name)
     if os.path.isdir(path) and name != keep_name:
       shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str, timeout_s: float) -> Iterator[None]:
+  """Holds the workdir's lock; waits up to `timeout_s` for another holder to finish.
+
+  Two processes in one workdir would corrupt it: e.g. a cluster retries a run
+  while the launcher of the lost attempt still writes its final checkpoint.
+  The kernel drops an flock when its holder dies, kill -9 included.
+  """
+  path = os.path.join(workdir, LOCK_FILE)
+  with open(path, 'a+') as f:
+    deadline = time.monotonic() + timeout_s
+    while True:
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+      except BlockingIOError:
+        if time.monotonic() > deadline:
+          f.seek(0)
+          raise FileExistsError(f'Another process (pid {f.read().strip() or "?"}) runs in '
+                                f'{workdir}; waited {timeout_s:.0f} s for it to stop.') from None
+        time.sleep(0.5)
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
