@@ -212,7 +212,7 @@ def test_study_runner_forwards_sigterm_and_the_rerun_resumes(tmp_path, capsys):
       grid=dict(methods=['R-CRR'], budgets=[OFFLINE + 40],
                 offline_episodes={OFFLINE + 40: [OFFLINE]}))))
   workdir = str(tmp_path / 'study')
-  args = ['--spec', str(spec), '--workdir', workdir, '--workers', '1']
+  args = ['--spec', str(spec), '--workdir', workdir, '--workers', '1', '--progress_every', '1']
 
   def stop_once_collecting():
     # The first online episode on disk: the run is mid-way through its budget.
@@ -227,6 +227,7 @@ def test_study_runner_forwards_sigterm_and_the_rerun_resumes(tmp_path, capsys):
   assert runner.main(args) == 128 + signal.SIGTERM
   captured = capsys.readouterr()
   assert 'stopped R-CRR' in captured.out and 'rerun the same command' in captured.err
+  assert 'runs in progress:' in captured.out and '/48 episodes' in captured.out, captured.out
   [run_dir] = glob.glob(os.path.join(workdir, 'runs', '*'))
   assert 'stopped by SIGTERM' in open(os.path.join(run_dir, runner.LOG_FILE)).read()
   stopped = ledger_lib.Ledger.read(run_dir)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import pytest
 import yaml
@@ -10,6 +11,7 @@ from learners.study import cost as cost_lib
 from learners.study import grid
 from learners.study import runner
 from learners.study import spec as spec_lib
+from learners.training import workdir as run_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -157,3 +159,17 @@ def test_study_dry_run_cli(tmp_path, capsys):
   bad = _spec(tmp_path, dict(grid=dict(methods=['SAC'], budgets=[5])))
   assert runner.main(['--spec', bad, '--dry_run']) == 2
   assert "Unknown method 'SAC'" in capsys.readouterr().err
+
+
+def test_study_progress_line_of_a_run_in_progress(tmp_path):
+  run_dir = str(tmp_path / 'R-CRR_x')
+  os.makedirs(run_dir)
+  assert runner.progress_line(run_dir) is None  # Not started.
+  run_files.write_json_atomic(os.path.join(run_dir, run_files.PROGRESS_FILE), dict(
+      spent=41, budget=60, grad_steps=641, online_success=0.125, eval_success=None,
+      time=time.time()))
+  line = runner.progress_line(run_dir)
+  assert line.startswith('  R-CRR_x: 41/60 episodes, 641 grad steps, online success 12%, '
+                         'last eval - (')
+  run_files.write_json_atomic(os.path.join(run_dir, run_files.SUMMARY_FILE), {})
+  assert runner.progress_line(run_dir) is None  # Done: no line.

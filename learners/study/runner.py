@@ -156,6 +156,42 @@ class Launches:
 _STOPPED = 'stopped'  # execute()'s exit code for a run a stop kept from starting.
 
 
+def progress_line(run_dir: str) -> Optional[str]:
+  """One line for an unfinished run that has started: budget spent, grad steps, success."""
+  progress = os.path.join(run_dir, run_files.PROGRESS_FILE)
+  if (not os.path.exists(progress)
+      or os.path.exists(os.path.join(run_dir, run_files.SUMMARY_FILE))):
+    return None
+  p = run_files.read_json(progress)
+  pct = lambda x: '-' if x is None else f'{100 * x:.0f}%'
+  return (f'  {os.path.basename(run_dir)}: {p["spent"]}/{p["budget"]} episodes, '
+          f'{p["grad_steps"]} grad steps, online success {pct(p["online_success"])}, '
+          f'last eval {pct(p["eval_success"])} ({time.time() - p["time"]:.0f} s ago)')
+
+
+class ProgressLines:
+  """Every `period_s`, a line per run in progress (either engine: it reads the run folders)."""
+
+  def __init__(self, run_dirs: Sequence[str], period_s: float):
+    self._run_dirs, self._period_s = list(run_dirs), period_s
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, name='progress', daemon=True)
+
+  def _loop(self) -> None:
+    while not self._stop.wait(self._period_s):
+      lines = [l for l in map(progress_line, self._run_dirs) if l]
+      if lines:
+        tqdm.write(time.strftime('%H:%M:%S') + ' runs in progress:\n' + '\n'.join(lines))
+
+  def __enter__(self) -> 'ProgressLines':
+    if self._period_s > 0:
+      self._thread.start()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._stop.set()
+
+
 def execute(run: Run, run_dir: str, data_dir: str,
             launches: Optional[Launches] = None) -> tuple[Run, object, float, str]:
   """One launcher subprocess; returns (run, exit code, seconds, log path)."""
@@ -211,7 +247,8 @@ class Engine:
 
 def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
               data_dir: str, beam_args: Sequence[str] = (), log=print,
-              launches: Optional[Launches] = None, engine: Engine = Engine()) -> int:
+              launches: Optional[Launches] = None, engine: Engine = Engine(),
+              progress_every_s: float = 0.0) -> int:
   """Runs everything not yet done; returns the number of failed runs."""
   launches = launches or Launches()
   prepare_datasets(runs, data_dir, beam_args, workers, log)
@@ -228,7 +265,8 @@ def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
       f'{sum(states[r.key] == "new" for r in todo)} to start; {workers} workers')
   failed = []
   run_dirs = [os.path.join(workdir, results.RUNS_DIR, r.name) for r in todo]
-  with tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar:
+  with tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar, \
+       ProgressLines(run_dirs, progress_every_s):
 
     def on_result(result):
       run, rc, seconds, log_path = result
@@ -278,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument('--address', default=None,
                       help='--engine ray: a running cluster (HOST:PORT or "auto"); default: '
                            'start a local one')
+  parser.add_argument('--progress_every', type=float, default=60.0,
+                      help='seconds between the lines of runs in progress (episodes spent, '
+                           'grad steps, success so far); 0: none')
   parser.add_argument('--max_retries', type=int, default=3,
                       help='--engine ray: retries of a run whose Ray worker died (each '
                            'resumes from the run\'s last checkpoint)')
@@ -318,7 +359,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with console.libraries_log(os.path.join(workdir, STUDY_LOG_FILE), args.verbosity):
       failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args,
                          launches=launches,
-                         engine=Engine(args.engine, args.address, args.max_retries))
+                         engine=Engine(args.engine, args.address, args.max_retries),
+                         progress_every_s=args.progress_every)
   except SpecError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -63,6 +63,7 @@ from learners.training import workdir as workdir_lib
 _OVERLAP_MAX_LAG = 4
 
 SUCCESS_WINDOW = 200  # Online episodes in the success curve (Fig. 6/7).
+_PROGRESS_EVERY_S = 5.0
 TrainingError = config_lib.TrainingError
 
 
@@ -97,6 +98,7 @@ class Run:
     # This process only (not saved): where the learner's time goes.  The
     # first grad step (tf.function tracing, stream start-up) is kept apart so
     # that data_wait_s and learner_s describe the steady state.
+    self._progress_written = -_PROGRESS_EVERY_S
     self.timing = collections.Counter(data_wait_s=0.0, learner_s=0.0, actor_s=0.0,
                                       actor_wait_s=0.0, first_step_s=0.0, eval_s=0.0)
     self._first_step = True
@@ -163,6 +165,19 @@ class Run:
         tf.summary.scalar(f'ledger/{name}', counters[name], step=step)
     with open(os.path.join(self.workdir, workdir_lib.METRICS_FILE), 'a') as f:
       f.write(json.dumps(dict(grad_step=step, **metrics)) + '\n')
+    self.write_progress()
+
+  def write_progress(self) -> None:
+    """A few live numbers for the study runner's progress lines (at most every 5 s)."""
+    now = time.monotonic()
+    if now - self._progress_written < _PROGRESS_EVERY_S:
+      return
+    self._progress_written = now
+    evals = [e for e in self.evals if e['label'] in ('eval', 'final')]
+    workdir_lib.write_json_atomic(os.path.join(self.workdir, workdir_lib.PROGRESS_FILE), dict(
+        spent=self.ledger.spent, budget=self.ledger.budget, grad_steps=self.ledger.grad_steps,
+        online_success=float(np.mean(self.successes)) if self.successes else None,
+        eval_success=evals[-1]['success_rate'] if evals else None, time=time.time()))
 
   def evaluate(self, episodes: int, label: str,
                distribution_fn=None) -> evaluation.EvalResult:
@@ -188,6 +203,7 @@ class Run:
     self.successes.append(float(result.success))
     self.episodes_since_checkpoint += 1
     self.episodes_this_process += 1
+    self.write_progress()
     with self.summary.as_default():
       tf.summary.scalar('online/success_window', np.mean(self.successes),
                         step=self.ledger.online_episodes)

@@ -8,6 +8,7 @@ Layout (everything a run writes is under its workdir):
   summary.json         written last: its presence means the run is done
   .lock                held (flock) by the one process that runs in this workdir
   metrics.jsonl        learner metrics every `log_every` grad steps
+  progress.json        live numbers for the study runner (spent, grad steps, success)
   run.log              the libraries' log lines (Beam, absl, Reverb, TF)
   tensorboard/         summaries
   episodes/            the envlogger RLDS log of every online episode
@@ -30,6 +31,7 @@ CONFIG_FILE = 'config.json'
 EVAL_FILE = 'eval.json'
 SUMMARY_FILE = 'summary.json'
 METRICS_FILE = 'metrics.jsonl'
+PROGRESS_FILE = 'progress.json'
 RUN_LOG_FILE = 'run.log'
 LEARNER_DIR = os.path.join('checkpoints', 'learner')
 STATE_DIR = os.path.join('checkpoints', 'state')
