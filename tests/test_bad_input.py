@@ -218,6 +218,10 @@ CASES = [
         'unrecognized arguments', {'s.yaml': _G}),
     cli('study', '--spec {tmp}/s.yaml --workers two', 'non-integer workers', 2,
         "argument --workers: invalid int value: 'two'", {'s.yaml': _G}),
+    cli('study', '--spec {tmp}/s.yaml --engine spark', 'unknown engine', 2,
+        "argument --engine: invalid choice: 'spark'", {'s.yaml': _G}),
+    cli('study', '--spec {tmp}/s.yaml --engine ray --max_retries -1', 'negative retries', 2,
+        '--max_retries must be >= 0, got -1', {'s.yaml': _G}),
 
     cli('build', '--triplets triplet9 --teachers generalization --sizes 5 --data_dir {tmp}/data',
         'unknown triplet', 2, "--triplets: unknown ['triplet9']"),

@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = build_parser()
   args, beam_args = parser.parse_known_args(argv)
+  for flag in ('max_retries', 'progress_every'):
+    if getattr(args, flag) < 0:
+      parser.error(f'--{flag} must be >= 0, got {getattr(args, flag)}')
   if beam_args:  # Beam only when asked for: a dry run stays free of TF and Beam.
     from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
     unknown = build_teacher_datasets.unknown_beam_flags(beam_args)
