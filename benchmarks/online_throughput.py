@@ -103,11 +103,14 @@ def bench_mixer(episodes, server, seconds):
 def bench_policy(seconds):
   """One observation through the student policy, as the actor calls it each env step."""
   learner = learner_lib.Learner('BC', learner_lib.LearnerConfig())
-  policy = actors_lib.StudentPolicy(learner.distribution)
   obs = {k: np.zeros(s.shape, s.dtype) for k, s in specs.observation_spec('state').items()}
-  policy.distribution(obs)
-  rate = _rate(lambda: len(policy.distribution(obs).mean) // specs.ACTION_DIM, seconds)
-  _emit(figure='policy_call', ms=round(1e3 / rate, 3), obs='state', nets='256x256')
+  # The actor's call (numpy), and the TF call it replaced, in the same run.
+  for figure, fn in (('policy_call', learner.actor_distribution),
+                     ('policy_call_tf', learner.distribution)):
+    policy = actors_lib.StudentPolicy(fn)
+    policy.distribution(obs)
+    rate = _rate(lambda: len(policy.distribution(obs).mean) // specs.ACTION_DIM, seconds)  # pylint: disable=cell-var-from-loop
+    _emit(figure=figure, ms=round(1e3 / rate, 3), obs='state', nets='256x256')
 
 
 def bench_actor(server, seconds):
@@ -115,13 +118,13 @@ def bench_actor(server, seconds):
   with tempfile.TemporaryDirectory() as log_root:
     actor = actors_lib.Actor(
         actors_lib.ActorConfig(episode_steps=STEPS, method='bench', run_id='bench'),
-        actors_lib.StudentPolicy(learner.distribution), log_root,
+        actors_lib.StudentPolicy(learner.actor_distribution), log_root,
         replay_lib.TransitionWriter(server.address, 60_000))
     actor.run_episode(0)
     rate = _rate(lambda: actor.run_episode(0).steps, seconds)
     actor.close()
   _emit(figure='actor_env_steps', steps_per_s=round(rate, 1), logging='envlogger+reverb',
-        policy='256x256 Gaussian (TF)', obs='state')
+        policy='256x256 Gaussian (numpy copy)', obs='state')
 
 
 def bench_env(seconds: float) -> float:

@@ -120,6 +120,11 @@ class Learner:
     self._distribution_fn = networks.numpy_distribution(self._policy, config.obs_mode,
                                                         config.image_size)
     self._eval_distribution_fn = self._distribution_fn
+    # The actor's one-observation calls (state): numpy on a copy of the weights,
+    # copied again once the learner has stepped.  -1: copy at the first call.
+    self._actor_policy = (networks.NumpyStatePolicy(self._policy)
+                          if config.obs_mode == 'state' else None)
+    self._actor_policy_step = -1
     if self._ema_policy is not None:
       self._eval_distribution_fn = networks.numpy_distribution(
           self._ema_policy, config.obs_mode, config.image_size)
@@ -141,6 +146,16 @@ class Learner:
   def distribution(self, observation) -> policy_lib.GaussianAction:
     """The student's action distribution (batched numpy), e.g. for actors/eval."""
     return self._distribution_fn(observation)
+
+  def actor_distribution(self, observation) -> policy_lib.GaussianAction:
+    """`distribution` for an actor's single-observation calls: the same outputs (state:
+    in numpy, without TensorFlow's per-call dispatch)."""
+    if self._actor_policy is None:
+      return self._distribution_fn(observation)
+    if self._actor_policy_step != self._py_steps:
+      self._actor_policy_step = self._py_steps  # First: a step landing now copies again.
+      self._actor_policy.sync()
+    return self._actor_policy(observation)
 
   @property
   def evaluates_average(self) -> bool:
@@ -247,6 +262,7 @@ class Learner:
       raise ValueError(f'{self.checkpointer.latest} was written by method {saved_method!r}, '
                        f'not {self.method.name!r}.')
     self._py_steps = int(self._num_steps.numpy())
+    self._actor_policy_step = -1  # Restored weights: the actor's copy is stale.
     return restored
 
   # --- The update -------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence, Tuple
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
+import threadpoolctl
 
 from envs import policy as policy_lib
 from envs import specs
@@ -196,6 +197,74 @@ def numpy_distribution(policy: GaussianPolicy, obs_mode: str, image_size: int):
     out = concrete({k: np.asarray(observation[k], obs_spec[k].dtype) for k in keys}).numpy()
     return policy_lib.GaussianAction(out[..., :specs.ACTION_DIM], out[..., specs.ACTION_DIM:])
   return distribution
+
+
+# --- The actor's policy call in numpy ---------------------------------------------
+
+
+def _numpy_state_features(proprio: np.ndarray, object_poses: np.ndarray) -> np.ndarray:
+  """`state_features` in numpy (a test holds the two equal)."""
+  proprio = np.asarray(proprio, np.float32)
+  poses = np.asarray(object_poses, np.float32).reshape(
+      object_poses.shape[:-1] + (specs.NUM_OBJECTS, 7))
+  centre = np.asarray(_WORKSPACE_CENTRE, np.float32)
+  gripper = proprio[..., 0:3]
+  positions, quats = poses[..., 0:3], poses[..., 3:7]
+  opening = proprio[..., 5:6] / specs.FINGER_MAX_OPENING - 1.0
+  velocities = np.concatenate([proprio[..., 6:9] / specs.MAX_LINEAR_SPEED,
+                               proprio[..., 9:10] / specs.MAX_YAW_SPEED], -1)
+  offsets = positions - gripper[..., None, :]
+  red_to_blue = positions[..., 2, :] - positions[..., 0, :]
+  flat = lambda x: x.reshape(x.shape[:-2] + (-1,))
+  return np.concatenate([
+      (gripper - centre) / _POSITION_SCALE, proprio[..., 3:5], opening, velocities,
+      flat((positions - centre) / _POSITION_SCALE), flat(quats),
+      flat(offsets) / _OFFSET_SCALE, red_to_blue / _OFFSET_SCALE], axis=-1).astype(np.float32)
+
+
+def _elu(x: np.ndarray) -> np.ndarray:
+  return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+class NumpyStatePolicy:
+  """A built state `GaussianPolicy`, evaluated in numpy on a copy of its weights.
+
+  An actor calls its policy once per env step on one observation, where
+  TensorFlow's per-call dispatch costs several times the maths (docs/launch.md,
+  "Speed").  `sync()` copies the weights again after they change.  Same
+  outputs as the module (a test checks).  Vision policies stay in TensorFlow.
+  """
+
+  def __init__(self, policy: GaussianPolicy):
+    # A [1, 256] x [256, 256] product is far too small to split across threads:
+    # OpenBLAS's default threads spin on it, taking CPU from the learner beside
+    # the actor (docs/launch.md, "Speed").  For this whole process.
+    threadpoolctl.threadpool_limits(1, user_api='blas')
+    self._policy = policy
+    self.sync()
+
+  def sync(self) -> None:
+    p = self._policy
+    norm = p._encoder._embed._norm  # pylint: disable=protected-access
+    linear = p._encoder._embed._linear  # pylint: disable=protected-access
+    self._encoder = (linear.w.numpy(), linear.b.numpy(), norm.scale.numpy(),
+                     norm.offset.numpy(), float(norm._eps))  # pylint: disable=protected-access
+    self._torso = [(layer.w.numpy(), layer.b.numpy())
+                   for layer in p._torso._layers]  # pylint: disable=protected-access
+    self._head = (p._head.w.numpy(), p._head.b.numpy())  # pylint: disable=protected-access
+
+  def __call__(self, observation: Mapping[str, np.ndarray]) -> policy_lib.GaussianAction:
+    w, b, scale, offset, eps = self._encoder
+    x = _numpy_state_features(observation['proprio'], observation['object_poses']) @ w + b
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    x = np.tanh((x - mean) / np.sqrt(var + eps) * scale + offset)
+    for w, b in self._torso:
+      x = _elu(x @ w + b)
+    out = x @ self._head[0] + self._head[1]
+    mean_logit, stddev_logit = out[..., :specs.ACTION_DIM], out[..., specs.ACTION_DIM:]
+    stddev = (np.logaddexp(0.0, stddev_logit) * (self._policy._init_stddev / np.log(2.0))  # pylint: disable=protected-access
+              + self._policy._min_stddev)  # pylint: disable=protected-access
+    return policy_lib.GaussianAction(np.tanh(mean_logit), stddev.astype(np.float32))
 
 
 def dummy_observation(obs_mode: str, image_size: int, batch: int = 1) -> dict:

@@ -294,9 +294,12 @@ class StudentEpisodeLog:
                triplet: str, method: str, run_id: str, teacher: str = '',
                image_size: int = specs.DEFAULT_IMAGE_SIZE,
                max_episodes_per_shard: int = 100,
-               success_fn: Optional[Callable[[dm_env.Environment], bool]] = None):
+               success_fn: Optional[Callable[[dm_env.Environment], bool]] = None,
+               repair: bool = True):
     tf.io.gfile.makedirs(root)
-    self._previous = recover_segments(root)
+    # An actor that joins a pool mid-run must not repair segments other actors
+    # are writing: the pool's owner repairs the root once, before any starts.
+    self._previous = recover_segments(root) if repair else []
     self.segment = _next_segment(root)
     tf.io.gfile.makedirs(self.segment)
     self._static = dict(triplet=triplet, method=method, run_id=run_id,

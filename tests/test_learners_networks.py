@@ -57,3 +57,64 @@ def test_numpy_distribution_equals_the_policy_for_any_batch_and_dtype():
   np.testing.assert_allclose(dist.stddev, stddev.numpy(), rtol=1e-5, atol=1e-6)
   one = call({k: v[:1] for k, v in obs.items()})
   assert one.mean.shape == (1, specs.ACTION_DIM)
+
+
+def _random_weights(module, seed=0):
+  # The head starts near zero (tiny init); random weights exercise every layer.
+  rng = np.random.default_rng(seed)
+  for v in module.variables:
+    v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
+
+
+def test_numpy_state_features_hand_computed_and_equal_to_tf():
+  proprio, poses = _observation()
+  np.testing.assert_allclose(networks._numpy_state_features(proprio, poses),  # pylint: disable=protected-access
+                             networks.state_features(proprio, poses).numpy(), atol=1e-6)
+  rng = np.random.default_rng(1)
+  proprio, poses = rng.normal(size=(4, 2) + proprio.shape[1:]), rng.normal(size=(4, 2) + poses.shape[1:])
+  np.testing.assert_allclose(networks._numpy_state_features(proprio, poses),  # pylint: disable=protected-access
+                             networks.state_features(proprio, poses).numpy(), atol=1e-5)
+
+
+def test_numpy_state_policy_equals_the_module_once_synced():
+  policy = networks.GaussianPolicy('state', networks.NetworkConfig())
+  policy(networks.dummy_observation('state', specs.DEFAULT_IMAGE_SIZE))
+  _random_weights(policy)
+  fast = networks.NumpyStatePolicy(policy)
+  rng = np.random.default_rng(0)
+  obs = {k: rng.normal(size=(5,) + s.shape) for k, s in specs.observation_spec('state').items()}
+
+  def module():
+    mean, stddev = policy({k: tf.constant(obs[k], tf.float32) for k in ('proprio', 'object_poses')})
+    return mean.numpy(), stddev.numpy()
+
+  mean, stddev = module()
+  assert np.std(mean) > 0.1 and np.std(stddev) > 0.01  # Not saturated, not constant.
+  np.testing.assert_allclose(fast(obs).mean, mean, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(fast(obs).stddev, stddev, rtol=1e-4, atol=1e-5)
+  _random_weights(policy, seed=1)
+  assert not np.allclose(fast(obs).mean, module()[0], atol=1e-3)  # A copy until synced.
+  fast.sync()
+  np.testing.assert_allclose(fast(obs).mean, module()[0], rtol=1e-4, atol=1e-5)
+
+
+def test_learner_actor_calls_follow_its_steps_and_restores(tmp_path):
+  from learners import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  import learner_fixtures  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  config = learner_lib.LearnerConfig(nets=learner_fixtures.SMALL_NETS, policy_learning_rate=0.05)
+  learner = learner_lib.Learner('BC', config, workdir=str(tmp_path))
+  obs = learner_fixtures.observations(rng, 3)
+
+  def same():
+    fast, tf_call = learner.actor_distribution(obs), learner.distribution(obs)
+    np.testing.assert_allclose(fast.mean, tf_call.mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.stddev, tf_call.stddev, rtol=1e-4, atol=1e-5)
+    return fast.mean
+
+  before = same()
+  learner.save()
+  learner.step(learner_fixtures.random_batch(rng, 16, offline_fraction=1.0))
+  assert not np.allclose(same(), before, atol=1e-4)  # The copy followed the step.
+  learner.restore()
+  np.testing.assert_allclose(same(), before, rtol=1e-4, atol=1e-5)  # And the restore.

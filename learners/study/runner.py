@@ -141,10 +141,23 @@ class Launches:
       return process
 
   def wait(self, process: subprocess.Popen) -> int:
-    rc = process.wait()
+    # In short waits: a Ray task's cancellation arrives as a KeyboardInterrupt
+    # between bytecodes, never inside one long waitpid.
+    while True:
+      try:
+        rc = process.wait(timeout=0.5)
+        break
+      except subprocess.TimeoutExpired:
+        pass
     with self._lock:
       self._running.discard(process)
     return rc
+
+  def join(self) -> list:
+    """Waits for every launcher still running (after `forward`); their exit codes."""
+    with self._lock:
+      running = list(self._running)
+    return [self.wait(process) for process in running]
 
   def forward(self, signum: int) -> None:
     with self._lock:
@@ -283,8 +296,10 @@ def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
 
     if engine.name == 'ray':
       from learners.study import ray_engine  # pylint: disable=g-import-not-at-top
-      ray_engine.run_all(todo, run_dirs, data_dir, engine.address, engine.max_retries,
-                         on_result)
+      with stopping.StopRequest(on_signal=launches.forward):
+        ray_engine.run_all(todo, run_dirs, data_dir, engine.address, engine.max_retries,
+                           on_result, gpus_per_run=spec.gpus_per_run,
+                           stopped=lambda: launches.stopped_by, stopped_code=_STOPPED)
     else:
       with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
            stopping.StopRequest(on_signal=launches.forward):

@@ -39,6 +39,7 @@ class StudySpec:
   sweeps: Sequence[Grid] = ()
   defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   teacher_eval_episodes: int = 0  # 0: the report uses the shipped teachers' cards.
+  gpus_per_run: float = 0.0  # `--engine ray`: GPUs each run's task asks for (e.g. 0.5, 1).
   description: str = ''
 
 
@@ -87,6 +88,9 @@ def load_spec(path: str) -> StudySpec:
     raise SpecError(f'{path}: `sweeps` must be a list of grids.')
   if not isinstance(data.get('teacher_eval_episodes', 0), int):
     raise SpecError(f'{path}: `teacher_eval_episodes` must be an integer.')
+  gpus = data.get('gpus_per_run', 0.0)
+  if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
+    raise SpecError(f'{path}: `gpus_per_run` must be a number >= 0, got {gpus!r}.')
   sweeps = [_grid(s, f'{path}: sweeps[{i}]') for i, s in enumerate(data.get('sweeps') or [])]
   unnamed = [i for i, s in enumerate(sweeps) if s.name == 'grid']
   if unnamed:
@@ -95,6 +99,7 @@ def load_spec(path: str) -> StudySpec:
                    grid=_grid(data['grid'], f'{path}: grid'), sweeps=sweeps,
                    defaults=_mapping(data.get('defaults') or {}, f'{path}: defaults'),
                    teacher_eval_episodes=int(data.get('teacher_eval_episodes', 0)),
+                   gpus_per_run=float(gpus),
                    description=data.get('description', ''))
 
 

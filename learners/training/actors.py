@@ -91,7 +91,7 @@ class Actor:
   """Steps the student in its own env; owns the env, the episode log and a writer."""
 
   def __init__(self, config: ActorConfig, policy: policy_lib.Policy, log_root: str,
-               writer: replay.TransitionWriter, env_factory=None):
+               writer: replay.TransitionWriter, env_factory=None, repair_log: bool = True):
     from envs import stacking  # pylint: disable=g-import-not-at-top
     self.config = config
     self._policy = policy
@@ -104,7 +104,7 @@ class Actor:
     self._log = episode_log.StudentEpisodeLog(
         self._env, log_root, obs_mode=config.obs_mode, triplet=config.triplet,
         method=config.method, run_id=config.run_id, teacher=config.teacher,
-        image_size=config.image_size)
+        image_size=config.image_size, repair=repair_log)
     # Without an episode index from the learner, episodes 0, 1, 2, ... in turn.
     self._next_index = 0
     self._timestep: Optional[dm_env.TimeStep] = None

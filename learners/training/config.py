@@ -40,6 +40,9 @@ class Stopped(TrainingError):
     return 128 + self.signum  # The shell's convention: 143 for SIGTERM, 130 for SIGINT.
 
 
+ACTOR_ENGINES = ('processes', 'ray')
+
+
 def _identity(default: Any, help: Optional[str] = None):  # pylint: disable=redefined-builtin
   return dataclasses.field(default=default, metadata=dict(identity=True, help=help))
 
@@ -72,6 +75,17 @@ class RunConfig:
   num_actors: int = _identity(
       1, '1: synchronous loop in this process; N > 1: N actor processes feeding the '
       'Reverb server over gRPC (docs/launch.md)')
+  # Where the actors run changes no result (the same episodes, the same
+  # update rule), so it is not part of a run's identity.
+  actor_engine: str = _operational(
+      'processes', "num_actors > 1: 'processes' (spawned on this machine) or 'ray' (Ray "
+      'actors on any node of a cluster; docs/launch.md)')
+  ray_address: Optional[str] = _operational(
+      None, "actor_engine ray: the cluster (HOST:PORT or 'auto'); default: $RAY_ADDRESS, else "
+      'a local cluster on this machine')
+  max_actor_restarts: int = _operational(
+      3, 'actor_engine ray: dead actors replaced (each gives its episode back) before the '
+      'run fails')
   variable_update_period: int = _identity(
       100, "env steps between an actor's fetches of the policy weights (num_actors > 1)")
   batch_size: int = _identity(64)
@@ -198,7 +212,13 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
                'log_every', 'final_eval_episodes'):
     if getattr(config, name) < 1:
       raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
-  for name in ('grad_steps', 'eval_every', 'checkpoint_every_episodes'):
+  if config.actor_engine not in ACTOR_ENGINES:
+    raise ValueError(f'Unknown actor_engine {config.actor_engine!r}; valid: '
+                     f'{", ".join(ACTOR_ENGINES)}.')
+  if config.actor_engine == 'ray' and config.num_actors < 2:
+    raise ValueError('actor_engine ray places actors on a cluster: it needs num_actors >= 2 '
+                     '(num_actors 1 is the synchronous loop in this process).')
+  for name in ('grad_steps', 'eval_every', 'checkpoint_every_episodes', 'max_actor_restarts'):
     if getattr(config, name) < 0:
       raise ValueError(f'{name} must be >= 0, got {getattr(config, name)}.')
   for name in ('intra_op_threads', 'inter_op_threads'):

@@ -16,8 +16,9 @@ The control plane is two `multiprocessing` queues (spawn context):
     or an error with its traceback.  The learner's ledger counts episodes from
     these reports, never from table sizes (Reverb delivers at least once).
 
-Actors on other machines would need only the control plane moved to a
-networked queue; the rest already goes over gRPC.
+The actors themselves (`EpisodeWorker`) reach the learner only by address; with
+`--actor_engine ray` the same workers run as Ray actors on any node and Ray
+method calls replace the queues (`learners.training.ray_actors`).
 
 Failures never hang: every Reverb call has a timeout, the learner polls the
 actor processes (an actor killed by a signal sends no report), actors exit
@@ -45,6 +46,7 @@ from learners.training import actors as actors_lib
 from learners.training import background
 from learners.training import faults
 from learners.training import replay
+from learners.training import workdir
 
 VARIABLES_TABLE = 'variables'
 _POLL_S = 0.5  # How often an actor checks that its learner process is alive.
@@ -105,6 +107,9 @@ class RemotePolicy:
     self._policy(networks.dummy_observation(obs_mode, image_size))
     self._variables = self._policy.variables
     self._distribution_fn = networks.numpy_distribution(self._policy, obs_mode, image_size)
+    # State: numpy on a copy of the weights, copied again at each fetch.
+    self._numpy_policy = (networks.NumpyStatePolicy(self._policy) if obs_mode == 'state'
+                          else None)
     self._client = reverb.Client(address)
     self._timeout_s = max(1.0, timeout_ms / 1000)
     self.learner_step = -1
@@ -123,11 +128,13 @@ class RemotePolicy:
                        f'{len(self._variables)}: different network configs?')
     for variable, value in zip(self._variables, values):
       variable.assign(value)
+    if self._numpy_policy is not None:
+      self._numpy_policy.sync()
     self.learner_step = int(sample.data['step'])
     return self.learner_step
 
   def distribution(self, observation) -> policy_lib.GaussianAction:
-    return policy_lib.call_unbatched(self._distribution_fn, observation)
+    return policy_lib.call_unbatched(self._numpy_policy or self._distribution_fn, observation)
 
 
 # --- The actor process --------------------------------------------------------
@@ -166,52 +173,86 @@ def _exit_with_parent() -> None:
   threading.Thread(target=watch, name='parent-watchdog', daemon=True).start()
 
 
-def _actor_main(actor_id: int, config: PoolConfig, tokens, reports, start_lock) -> None:
+class EpisodeWorker:
+  """What an actor is wherever it runs (a spawned process or a Ray actor).
+
+  It reaches the learner by address only: the policy variables and the
+  transitions through the Reverb server, its log on the run's folder.  It
+  collects the episodes it is handed by index; how indices arrive and results
+  go back is the pool's business.
+  """
+
+  def __init__(self, actor_id: int, config: PoolConfig):
+    # A small policy network: one thread each keeps N actors off the learner's cores.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    self.actor_id = actor_id
+    self._config = config
+    self._policy = RemotePolicy(config.address, config.actor.obs_mode,
+                                config.actor.image_size, config.nets, config.timeout_ms)
+    writer = replay.TransitionWriter(config.address, config.timeout_ms)
+    # One at a time: each log picks the next free segment under the log root,
+    # which must not race another actor's.  A file lock, so it holds across
+    # machines that share the run's folder.
+    os.makedirs(config.log_root, exist_ok=True)
+    with workdir.exclusive(config.log_root, config.start_timeout_s):
+      # The pool's owner repaired the log root before any actor started.
+      self._actor = actors_lib.Actor(config.actor, self._policy, config.log_root, writer,
+                                     repair_log=False)
+    self.episodes = 0
+    self.env_steps = 0
+
+  @property
+  def segment(self) -> str:
+    return self._actor.log_segment
+
+  def collect(self, index: int) -> actors_lib.EpisodeResult:
+    """Episode `index` of the run, with the newest weights, refreshed as it goes."""
+    self._policy.update()
+    since_update = 0
+    result = None
+    while result is None:
+      if since_update >= self._config.variable_update_period:
+        self._policy.update()
+        since_update = 0
+      result = self._actor.step(self._policy.learner_step, episode_index=index)
+      since_update += 1
+      self.env_steps += 1
+      if self.actor_id == 0:
+        faults.maybe_kill(faults.KILL_ACTOR_AT_ENV_STEP, self.env_steps)
+    self.episodes += 1
+    return result
+
+  def close(self) -> None:
+    """Closes the log; mid-episode, the half episode is dropped (its marker counts it)."""
+    self._actor.close()
+
+
+def _actor_main(actor_id: int, config: PoolConfig, tokens, reports) -> None:
   """Entry point of actor process `actor_id` (spawned: imports nothing inherited)."""
   _exit_with_parent()
   # Ctrl-C reaches every process of the terminal's group: the learner alone
   # decides how its actors stop.
   signal.signal(signal.SIGINT, signal.SIG_IGN)
-  actor = None
+  worker = None
   try:
-    # A small policy network: one thread each keeps N actors off the learner's cores.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    policy = RemotePolicy(config.address, config.actor.obs_mode, config.actor.image_size,
-                          config.nets, config.timeout_ms)
-    writer = replay.TransitionWriter(config.address, config.timeout_ms)
-    # One at a time: each log picks the next free segment under the log root
-    # and repairs segments it finds, which must not race another actor's.
-    with start_lock:
-      actor = actors_lib.Actor(config.actor, policy, config.log_root, writer)
-    reports.put(('ready', actor_id, actor.log_segment))
-    episodes = 0
+    worker = EpisodeWorker(actor_id, config)
+    reports.put(('ready', actor_id, worker.segment))
     while True:
       index = tokens.get()  # The learner sends None to stop (or terminates us).
       if index is None:
         break
-      policy.update()
-      since_update = 0
-      result = None
-      while result is None:
-        if since_update >= config.variable_update_period:
-          policy.update()
-          since_update = 0
-        result = actor.step(policy.learner_step, episode_index=index)
-        since_update += 1
-      reports.put(('episode', actor_id, dataclasses.asdict(result)))
-      episodes += 1
+      reports.put(('episode', actor_id, dataclasses.asdict(worker.collect(index))))
       if actor_id == 0:
-        faults.maybe_kill(faults.KILL_ACTOR_AFTER_EPISODES, episodes)
-    actor.close()
-    actor = None
+        faults.maybe_kill(faults.KILL_ACTOR_AFTER_EPISODES, worker.episodes)
+    worker.close()
+    worker = None
     reports.put(('done', actor_id, None))
   except BaseException:  # pylint: disable=broad-except
     reports.put(('error', actor_id, traceback.format_exc()))
-    # Closing mid-episode drops the half episode (its marker counts it as cut off).
-    if actor is not None:
+    if worker is not None:
       try:
-        actor.close()
+        worker.close()
       except Exception:  # pylint: disable=broad-except
         pass
     raise SystemExit(1)
@@ -255,10 +296,9 @@ class ActorPool:
 
   def start(self) -> None:
     """Spawns the actors and waits until each has its env, policy and log."""
-    start_lock = self._context.Lock()
     for i in range(self.config.num_actors):
       process = self._context.Process(
-          target=_actor_main, args=(i, self.config, self._tokens, self._reports, start_lock),
+          target=_actor_main, args=(i, self.config, self._tokens, self._reports),
           name=f'actor-{i}', daemon=True)
       process.start()
       self._processes.append(process)

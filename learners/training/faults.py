@@ -13,6 +13,8 @@ KILL_AFTER_EPISODES = 'ROBOT_TIME_FAULT_KILL_AFTER_EPISODES'
 KILL_AT_ENV_STEP = 'ROBOT_TIME_FAULT_KILL_AT_ENV_STEP'
 # Actor process 0 SIGKILLs itself after this many of its episodes (num_actors > 1).
 KILL_ACTOR_AFTER_EPISODES = 'ROBOT_TIME_FAULT_KILL_ACTOR_AFTER_EPISODES'
+# Actor 0 SIGKILLs itself at this env step of its own (mid-episode, say).
+KILL_ACTOR_AT_ENV_STEP = 'ROBOT_TIME_FAULT_KILL_ACTOR_AT_ENV_STEP'
 # The learner SIGKILLs itself inside its first checkpoint once it has counted
 # this many online episodes: after the replay checkpoint and state snapshot,
 # before the learner checkpoint commits.
@@ -21,6 +23,12 @@ KILL_IN_CHECKPOINT = 'ROBOT_TIME_FAULT_KILL_IN_CHECKPOINT'
 SIGTERM_AFTER_EPISODES = 'ROBOT_TIME_FAULT_SIGTERM_AFTER_EPISODES'
 # The learner stops its Reverb server (as if it died) after this many online episodes.
 STOP_REPLAY_AFTER_EPISODES = 'ROBOT_TIME_FAULT_STOP_REPLAY_AFTER_EPISODES'
+
+
+def environment() -> dict:
+  """The fault variables set in this process: Ray actors get them explicitly (a Ray
+  worker inherits its node's environment, not the launcher's)."""
+  return {k: v for k, v in os.environ.items() if k.startswith('ROBOT_TIME_FAULT_')}
 
 
 def _limit(variable: str) -> int:

@@ -17,6 +17,8 @@ import math
 import time
 
 from learners.training import distributed
+from learners.training import setup
+from pipelines import episode_log
 
 
 def _poll(run, timeout: float) -> list:
@@ -72,5 +74,10 @@ def online_phase(run) -> None:
     # All episodes are reported (or a stop cuts them off); the actors close
     # their logs and exit.
     pool.stop(timeout_s=0.0 if run.stop.requested else None)
+    # A Ray actor that died, or one a stop terminated, left an unlisted last
+    # shard and its half episode marked in flight: with every actor gone, the
+    # log is repaired and the count is the disk's, as on a resume.
+    episode_log.recover_segments(pool.config.log_root)
+    setup.count_cut_off_episodes(c, ledger, run.log)
   finally:
     publisher.close()

@@ -43,7 +43,7 @@ class Parts:
   evaluator: evaluation.Evaluator
   replay: Optional[replay_lib.ReplayServer] = None
   actor: Optional[actors_lib.Actor] = None  # The synchronous loop's actor.
-  pool: Optional[distributed.ActorPool] = None  # num_actors > 1.
+  pool: Optional[distributed.ActorPool] = None  # num_actors > 1 (or a RayActorPool).
   # Episode log segments of earlier processes of this run (`recovery.ingest`).
   log_segments: list = dataclasses.field(default_factory=list)
   # The replay checkpoint of the learner's checkpoint is gone: rebuild it from the log.
@@ -185,16 +185,22 @@ def make_actors(config: config_lib.RunConfig, method: methods_lib.Method,
   if config.num_actors == 1:
     writer = replay_lib.TransitionWriter(replay.address, config.replay_timeout_ms)
     actor = actors_lib.Actor(
-        actor_config(config, method), actors_lib.StudentPolicy(learner.distribution),
+        actor_config(config, method), actors_lib.StudentPolicy(learner.actor_distribution),
         log_root, writer)
     return actor, None, actor.previous_log_segments
   # Repaired and counted here, before any actor process writes to the log.
   previous_segments = episode_log.recover_segments(log_root)
-  pool = distributed.ActorPool(distributed.PoolConfig(
+  pool_config = distributed.PoolConfig(
       num_actors=config.num_actors, actor=actor_config(config, method),
       address=replay.address, log_root=log_root, nets=network_config(config),
       timeout_ms=config.replay_timeout_ms,
-      variable_update_period=config.variable_update_period), log)
+      variable_update_period=config.variable_update_period)
+  if config.actor_engine == 'ray':
+    from learners.training import ray_actors  # pylint: disable=g-import-not-at-top
+    pool = ray_actors.RayActorPool(pool_config, config.ray_address,
+                                   config.max_actor_restarts, log)
+  else:
+    pool = distributed.ActorPool(pool_config, log)
   return None, pool, previous_segments
 
 

@@ -8,6 +8,7 @@ step), the run writes a final checkpoint and `loop.train` raises
 signal while stopping takes the default action (stop at once).
 """
 
+import contextlib
 import os
 import signal
 import threading
@@ -18,6 +19,24 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def signal_name(signum: int) -> str:
   return signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def handlers_kept():
+  """Puts back the SIGTERM/SIGINT handlers a library call replaced.
+
+  `ray.init` installs a SIGTERM handler that exits at once, which would turn a
+  preemption into a run without its final checkpoint.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  saved = {signum: signal.getsignal(signum) for signum in SIGNALS}
+  try:
+    yield
+  finally:
+    for signum, handler in saved.items():
+      signal.signal(signum, handler)
 
 
 class StopRequest:
