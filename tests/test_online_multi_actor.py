@@ -60,8 +60,9 @@ def test_published_variables_reach_the_actor_policy():
     assert not np.allclose(remote.distribution(observation).mean, expected.mean)
     assert remote.update() == 7
     got = remote.distribution(observation)
-    np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-6)
-    np.testing.assert_allclose(got.stddev, expected.stddev, rtol=1e-6)
+    # The actor computes in numpy, the learner in TF: equal up to float rounding.
+    np.testing.assert_allclose(got.mean, expected.mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.stddev, expected.stddev, rtol=1e-5, atol=1e-6)
     # Only the newest weights are kept: a later publish replaces them.
     publisher.publish(8)
     assert remote.update() == 8
