@@ -241,8 +241,10 @@ def _write_in_flight(segment: str, episode_seed: int) -> None:
 
 def logged_seeds(segment: str) -> list[int]:
   """Episode seeds of a (repaired) segment's complete episodes, in log order."""
-  episodes = tfds.builder_from_directory(segment).as_dataset(split='train',
-                                                            shuffle_files=False)
+  builder = tfds.builder_from_directory(segment)
+  if not builder.info.splits['train'].num_examples:
+    return []  # Killed in its first episode: TFDS refuses to read an empty split.
+  episodes = builder.as_dataset(split='train', shuffle_files=False)
   return [int(s) for s in
           episodes.map(lambda e: e['episode_seed']).as_numpy_iterator()]
 

@@ -122,6 +122,8 @@ def test_study_run_state(tmp_path):
   run_dir = tmp_path / run.name
   assert grid.run_state(str(run_dir), run.settings) == 'new'
   run_dir.mkdir()
+  (run_dir / grid.ATTEMPTS_FILE).write_text('node pid 1\n')  # A Ray attempt, about to start.
+  assert grid.run_state(str(run_dir), run.settings) == 'new'
   (run_dir / 'launch.log').write_text('started\n')
   assert grid.run_state(str(run_dir), run.settings) == 'partial'
   # What the launcher writes: every field resolved (offline-only: budget None),

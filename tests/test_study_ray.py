@@ -80,6 +80,9 @@ def test_study_on_ray_survives_a_killed_worker(cluster, tmp_path, capsys):
   capsys.readouterr()
   [online] = glob.glob(os.path.join(ray_dir, 'runs', 'R-CRR_*'))
   assert ray_engine.attempts(online) == 2  # Retried once, after the kill.
+  # The first attempt started the run, the retry resumed it.
+  with open(os.path.join(online, 'launch.log')) as f:
+    assert [l.split()[-2] for l in f if l.startswith('=== ')] == ['start', 'resume']
   ledger = ledger_lib.Ledger.read(online)
   assert ledger.done and ledger.resumes == 1 and ledger.spent == ledger.budget == 44
   assert ledger.discarded_episodes <= 1
@@ -121,11 +124,12 @@ def _expected_seeds(budget):
 
 def test_ray_actor_killed_mid_episode_gives_its_token_back(cluster, tmp_path, capsys,
                                                            monkeypatch):
-  """Actors on both worker nodes; actor 0 dies at its 50th env step (its third
-  episode): a new actor collects that episode and the budget stays exact."""
+  """Actors on both worker nodes; actor 0 dies at its 10th env step, in its first
+  episode (each actor gets one at the start, whatever the load): a new actor
+  collects that episode and the budget stays exact."""
   del cluster
   workdir = str(tmp_path / 'run')
-  monkeypatch.setenv(faults.KILL_ACTOR_AT_ENV_STEP, '50')
+  monkeypatch.setenv(faults.KILL_ACTOR_AT_ENV_STEP, '10')
   assert launch.main(_ray_actor_args(str(tmp_path / 'data'), workdir)) == 0
   out = capsys.readouterr().out
   assert 'Actor 0 died while collecting episode' in out and 'actor 2 takes its place' in out

@@ -21,6 +21,7 @@ from learners.study.spec import Grid, SpecError, StudySpec
 from learners.training import config as config_lib
 from learners.training import workdir as run_files
 
+ATTEMPTS_FILE = 'attempts.txt'  # `--engine ray`: one line per attempt of a run.
 # Fields the grid sets; `defaults` and `overrides` may not.
 _GRID_FIELDS = ('method', 'budget', 'offline_episodes', 'triplet', 'teacher', 'seed', 'obs')
 
@@ -194,4 +195,5 @@ def run_state(run_dir: str, settings: Mapping[str, Any]) -> str:
       return 'conflict'
   if os.path.exists(os.path.join(run_dir, run_files.SUMMARY_FILE)):
     return 'done' if os.path.exists(saved_path) else 'conflict'
-  return 'partial' if os.listdir(run_dir) else 'new'
+  # The Ray engine notes an attempt before the launcher starts: not yet a run's output.
+  return 'partial' if set(os.listdir(run_dir)) - {ATTEMPTS_FILE} else 'new'

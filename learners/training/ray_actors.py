@@ -27,6 +27,7 @@ from learners.training import distributed
 from learners.training import faults
 from learners.training import stopping
 
+
 class _RayWorker:
   """The Ray actor: a `distributed.EpisodeWorker` behind three methods."""
 
