@@ -162,17 +162,33 @@ class CategoricalCritic(snt.Module):
   def embed(self, observation: Mapping[str, tf.Tensor]) -> tf.Tensor:
     return self._encoder(observation)
 
-  def logits_from_embedding(self, embedding: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
-    """Logits for `action` [..., B, A] given `embedding` [B, E] (broadcast over ...)."""
-    lead = tf.shape(action)[:-1]
-    emb = tf.broadcast_to(embedding, tf.concat([lead, tf.shape(embedding)[-1:]], 0))
-    x = tf.concat([emb, action], axis=-1)
-    flat = tf.reshape(x, [-1, x.shape[-1]])
-    logits = self._head(self._torso(flat))
+  def logits_from_embedding(self, embedding: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
+    """Logits [N, B, atoms] for N actions per state, `actions` [N, B, A], from the
+    states' `embedding` [B, E].
+
+    The torso's first layer is linear in [embedding, action], so it runs as
+    W_e embedding once per state plus W_a action per action: scoring N actions
+    of a state costs one E x H product instead of N, most of the target critic's
+    work in a step (MPO scores 20 prior samples, R-CRR 8).  Equal to the
+    concatenated layer up to float rounding (a test holds them equal).
+    """
+    first, rest = self._torso._layers[0], self._torso._layers[1:]  # pylint: disable=protected-access
+    size, lead = embedding.shape[-1], tf.shape(actions)[:-1]
+    per_action = tf.reshape(
+        tf.matmul(tf.reshape(actions, [-1, actions.shape[-1]]), first.w[size:]),
+        tf.concat([lead, [first.output_size]], 0))
+    hidden = tf.nn.elu(tf.matmul(embedding, first.w[:size]) + first.b + per_action)
+    hidden = tf.reshape(hidden, [-1, first.output_size])
+    for layer in rest:
+      hidden = tf.nn.elu(layer(hidden))
+    logits = self._head(hidden)
     return tf.reshape(logits, tf.concat([lead, [logits.shape[-1]]], 0))
 
   def __call__(self, observation: Mapping[str, tf.Tensor], action: tf.Tensor) -> tf.Tensor:
-    return self.logits_from_embedding(self.embed(observation), action)
+    """Logits [B, atoms] of one action per state, the layer as written: under a
+    gradient tape the split weights of `logits_from_embedding` measured slower."""
+    x = tf.concat([self.embed(observation), action], axis=-1)
+    return self._head(self._torso(x))
 
 
 def numpy_distribution(policy: GaussianPolicy, obs_mode: str, image_size: int):

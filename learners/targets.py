@@ -44,9 +44,10 @@ def critic_values(method: methods_lib.Method, target_critic: networks.Categorica
                   batch: types.Batch, actions: tf.Tensor, online: Gaussian, next_dist: Gaussian,
                   num_next: int, rng: tf.random.Generator,
                   metrics: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-  """Q_k in one critic call: of the prior's [N, B] `actions`, of the [M, B]
-  policy samples the weighting needs, and the next-state return distribution
-  [B, atoms] averaged over `num_next` samples of pi_k (the TD target's)."""
+  """Q_k of the prior's [N, B] `actions` and of the [M, B] policy samples the
+  weighting needs, and the next-state return distribution [B, atoms] averaged
+  over `num_next` samples of pi_k (the TD target's).  One encoder call for s
+  and s'; each state's embedding then scores all of its actions."""
   num_prior, num_policy = method.num_prior_samples, weightings.num_policy_samples(method)
   next_actions = priors.sample_gaussian(*next_dist, num_next, rng)
   scored = [actions]
@@ -55,18 +56,14 @@ def critic_values(method: methods_lib.Method, target_critic: networks.Categorica
   scored = tf.concat(scored, axis=0)
   emb_s, emb_next = tf.split(
       target_critic.embed(concat_observations(batch.observation, batch.next_observation)), 2)
-  lead = lambda x: tf.concat([tf.shape(x)[:-1], tf.shape(emb_s)[-1:]], 0)
-  embeddings = tf.concat([tf.broadcast_to(emb_s, lead(scored)),
-                          tf.broadcast_to(emb_next, lead(next_actions))], axis=0)
-  logits = target_critic.logits_from_embedding(embeddings,
-                                               tf.concat([scored, next_actions], axis=0))
-  num_scored = num_prior + num_policy
-  q_all = distributional.mean_value(logits[:num_scored], target_critic.support)
+  q_all = distributional.mean_value(target_critic.logits_from_embedding(emb_s, scored),
+                                    target_critic.support)
   q = q_all[:num_prior]
   metrics['q_prior_mean'] = tf.reduce_mean(q)
   metrics['q_prior_max'] = tf.reduce_max(q)
   metrics['q_prior_min'] = tf.reduce_min(q)
   # Projection is linear in the probabilities and every sample shares the
   # same atoms r + d z, so average the samples first and project once.
-  next_probs = tf.reduce_mean(tf.nn.softmax(logits[num_scored:]), axis=0)
+  next_logits = target_critic.logits_from_embedding(emb_next, next_actions)
+  next_probs = tf.reduce_mean(tf.nn.softmax(next_logits), axis=0)
   return q, q_all[num_prior:], next_probs

@@ -1,6 +1,7 @@
 """Known answers for the state encoder's input features."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from envs import scene
@@ -118,3 +119,33 @@ def test_learner_actor_calls_follow_its_steps_and_restores(tmp_path):
   assert not np.allclose(same(), before, atol=1e-4)  # The copy followed the step.
   learner.restore()
   np.testing.assert_allclose(same(), before, rtol=1e-4, atol=1e-5)  # And the restore.
+
+
+@pytest.mark.parametrize('torso', [(32,), (32, 16)])
+def test_critic_scores_actions_from_one_embedding_as_the_concatenated_layer(torso):
+  config = networks.NetworkConfig(encoder_size=24, critic_torso=torso, num_atoms=5)
+  critic = networks.CategoricalCritic('state', config)
+  rng = np.random.default_rng(0)
+  proprio, poses = _observation()
+  observation = {'proprio': np.repeat(proprio, 3, 0) + rng.normal(size=(3, proprio.shape[1])),
+                 'object_poses': np.repeat(poses, 3, 0)}
+  observation = {k: tf.constant(v, tf.float32) for k, v in observation.items()}
+  actions = tf.constant(rng.uniform(-1, 1, (4, 3, specs.ACTION_DIM)), tf.float32)
+  built = critic(observation, actions[0])  # The first call builds the module.
+  for layer in critic._head, *critic._torso._layers:  # Non-trivial biases and head.
+    layer.b.assign(rng.normal(size=layer.b.shape))
+    layer.w.assign(rng.normal(size=layer.w.shape) * 0.3)
+  embedding = critic.embed(observation)
+  split = critic.logits_from_embedding(embedding, actions).numpy()
+  concat = np.stack([critic(observation, a).numpy() for a in actions])
+  assert split.shape == concat.shape == (4, 3, 5) and built.shape == (3, 5)
+  np.testing.assert_allclose(split, concat, rtol=1e-5, atol=1e-5)
+  # And by hand for one action: the first layer on [embedding, action].
+  x = np.concatenate([embedding.numpy()[1], actions.numpy()[2, 1]])
+  layers = critic._torso._layers
+  h = x
+  for layer in layers:
+    h = h @ layer.w.numpy() + layer.b.numpy()
+    h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))  # ELU
+  expected = h @ critic._head.w.numpy() + critic._head.b.numpy()
+  np.testing.assert_allclose(split[2, 1], expected, rtol=1e-4, atol=1e-4)
