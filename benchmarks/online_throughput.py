@@ -1,7 +1,7 @@
 r"""Throughput of the online data path: one JSON line per figure.
 
   python benchmarks/online_throughput.py [--data_dir /tmp/robot_time_bench] \
-      [--seconds 5] [--budget_online 10] [--actors 1 2] [--only_end_to_end]
+      [--seconds 5] [--budget_online 40] [--actors 1 2] [--only_end_to_end]
 
 Figures: mixer items/s (teacher stream + Reverb, half/half, B=64), Reverb
 insert and sample items/s, actor env steps/s with envlogger logging and
@@ -188,7 +188,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--data_dir', default='/tmp/robot_time_bench')
   parser.add_argument('--seconds', type=float, default=5.0)
-  parser.add_argument('--budget_online', type=int, default=10)
+  parser.add_argument('--budget_online', type=int, default=40)
   parser.add_argument('--actors', type=int, nargs='+', default=[1, 2],
                       help='end-to-end runs with these --num_actors')
   parser.add_argument('--only_end_to_end', action='store_true')

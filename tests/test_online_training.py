@@ -148,8 +148,11 @@ def test_prefetched_batches_equal_batches_built_on_demand(data_dir):
         np.testing.assert_array_equal(got.action[i], plain.batch(step + i).action)
       step += 2
   prefetcher.prefetch(step, 3)
+  # The online loops ask for the pending call's size before they size theirs.
+  assert (prefetcher.pending_steps(step), prefetcher.pending_steps(step + 1)) == (3, 0)
   with pytest.raises(AssertionError, match=f'steps {step}\\+3, asked for {step}\\+2'):
     prefetcher.batch(step, 2)
+  assert prefetcher.pending_steps(step) == 0
   prefetcher.close()
 
   # A source that fails on the prefetch thread fails the learner's next batch.

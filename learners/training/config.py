@@ -89,11 +89,14 @@ class RunConfig:
   variable_update_period: int = _identity(
       100, "env steps between an actor's fetches of the policy weights (num_actors > 1)")
   batch_size: int = _identity(64)
-  # Offline phases run this many grad steps per compiled learner call (Acme's
-  # num_sgd_steps_per_step); the same weights as one step per call (a test
-  # checks), only faster, so it is not part of a run's identity.
+  # Offline phases, and the learner of several actors, run up to this many grad
+  # steps per compiled learner call (Acme's num_sgd_steps_per_step); the same
+  # weights as one step per call (a test checks), only faster, so it is not part
+  # of a run's identity.  The single-actor loop's calls take 1: more measured
+  # slower there (docs/launch.md, "Speed").
   grad_steps_per_call: int = _operational(
-      50, 'grad steps per learner call in offline phases (speed only; online: 1)')
+      50, 'grad steps per learner call in offline phases and with num_actors > 1 '
+      '(speed only; the single-actor loop: 1)')
   eval_every: int = _identity(50_000, 'grad steps between evaluations (0: only the final one)')
   eval_episodes: int = _identity(20)
   final_eval_episodes: int = _identity(200)

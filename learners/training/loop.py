@@ -142,15 +142,22 @@ class Run:
       if self.learner.evaluates_average:  # The EMA's effect, measured on the same seeds.
         self.evaluate(self.config.eval_episodes, 'eval_raw', self.learner.distribution)
 
-  def grad_steps_until(self, due: int) -> None:
-    """The online phases: one step per call, as the env steps make them due."""
+  def grad_steps_until(self, due: int, per_call: int = 1) -> None:
+    """The online phases: the steps the env steps made due, `per_call` at most per call."""
     while self.ledger.grad_steps < due:
-      self.grad_steps()
+      self.online_call(due, per_call)
 
-  def call_size(self, step: int, until: int) -> int:
-    """Steps in the offline phase's call at `step`: up to `grad_steps_per_call`,
-    ending at `until` and at evaluation steps (0 at `until`)."""
-    k = min(self.config.grad_steps_per_call, until - step)
+  def online_call(self, due: int, per_call: int) -> None:
+    """One call of the due steps (a call already prefetched for this step keeps
+    its size); prefetches the next call's, or one step ahead if none is due yet."""
+    step = self.ledger.grad_steps
+    k = self.prefetcher.pending_steps(step) or self.call_size(step, due, per_call)
+    self.grad_steps(k, next_k=self.call_size(step + k, due, per_call) or 1)
+
+  def call_size(self, step: int, until: int, per_call: Optional[int] = None) -> int:
+    """Steps in the call at `step`: up to `per_call` (offline phases:
+    `grad_steps_per_call`), ending at `until` and at evaluation steps (0 at `until`)."""
+    k = min(per_call or self.config.grad_steps_per_call, until - step)
     if self.config.eval_every:
       k = min(k, self.config.eval_every - step % self.config.eval_every)
     return max(k, 0)

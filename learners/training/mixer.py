@@ -241,6 +241,10 @@ class Prefetcher:
       self._pending = ((step, k), background.in_background(self._build, step, k,
                                                            name='mixer-prefetch'))
 
+  def pending_steps(self, step: int) -> int:
+    """k of the call being built for `step` (0: none), which `batch` must be asked for."""
+    return self._pending[0][1] if self._pending and self._pending[0][0] == step else 0
+
   def batch(self, step: int, k: int = 1):
     """Steps [step, step + k), prepared: the prefetched ones, or built now if none is pending."""
     if self._pending is None:

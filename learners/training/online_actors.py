@@ -48,7 +48,7 @@ def online_phase(run) -> None:
                       unit='ep') as bar:
       while True:
         if run.stop.requested:
-          run.grad_steps_until(due)
+          run.grad_steps_until(due, c.grad_steps_per_call)
           break
         pause = not ledger.budget_spent and run.checkpoint_due()
         if pause and pool.in_flight == 0 and ledger.grad_steps == due:
@@ -58,8 +58,12 @@ def online_phase(run) -> None:
                and due - ledger.grad_steps <= max_lag):
           pool.issue(pending.popleft())
         if ledger.grad_steps < due:
-          run.grad_steps()
-          if ledger.grad_steps % publish_every == 0:
+          # A reported episode is in replay whole, so the steps it made due
+          # can share one compiled call (as offline); only the weights the
+          # actors fetch may be up to a call older.
+          done = ledger.grad_steps
+          run.online_call(due, c.grad_steps_per_call)
+          if ledger.grad_steps // publish_every > done // publish_every:
             publisher.publish(ledger.grad_steps)
           results = _poll(run, 0.0)
         elif ledger.budget_spent:
