@@ -236,19 +236,27 @@ def main():
   if 'steps_per_s' in d3 and 'CRR' in ours:
     emit({'figure': 'crr_ratio_ours_over_d3rlpy',
           'ratio': round(ours['CRR'] / d3['steps_per_s'], 2)})
-  if 'CRR' in ours:
-    flops, matmul = step_flops('CRR'), matmul_gflops()
-    achieved = flops * ours['CRR'] / 1e9
-    emit({'figure': 'crr_roofline', 'flops_per_step': flops,
+  matmul = None
+
+  def roofline(figure, flops, steps_per_s):
+    nonlocal matmul
+    matmul = matmul or matmul_gflops()
+    achieved = flops * steps_per_s / 1e9
+    emit({'figure': figure, 'flops_per_step': flops,
           'achieved_gflops': round(achieved, 1), 'matmul_gflops': round(matmul, 1),
           'fraction_of_matmul_rate': round(achieved / matmul, 3),
           'floor_steps_per_s': round(matmul * 1e9 / flops, 1)})
+  if 'CRR' in ours:
+    roofline('crr_roofline', step_flops('CRR'), ours['CRR'])
   for method in method_list:
     if method not in ours:
       emit(run(method, 'state', args.steps, args.steps_per_call))
     emit(run(method, 'state', args.steps, 1))
   if not args.skip_vision:
-    emit(run('CRR', 'vision', vision_steps, max(1, min(args.steps_per_call, vision_steps // 4))))
+    line = run('CRR', 'vision', vision_steps, max(1, min(args.steps_per_call, vision_steps // 4)))
+    emit(line)
+    # The conv torsos' FLOPs: how far the CPU figure can go without changing the nets.
+    roofline('crr_vision_roofline', step_flops('CRR', 'vision'), line['steps_per_s'])
 
 
 if __name__ == '__main__':
