@@ -1,4 +1,4 @@
-"""Known answers for the state encoder's input features."""
+"""Known answers for the networks: the state features, the actor's numpy policy, the critic."""
 
 import numpy as np
 import pytest
