@@ -23,12 +23,10 @@ import signal
 import time
 from typing import Callable, Optional, Sequence
 
-from learners.study import grid
-from learners.study.grid import Run
+from learners.study.grid import ATTEMPTS_FILE, Run
 from learners.training import stopping
 
 _PR_SET_PDEATHSIG = 1
-ATTEMPTS_FILE = grid.ATTEMPTS_FILE
 
 
 def die_with_parent() -> None:
