@@ -39,7 +39,7 @@ def test_study_paper_grid_size():
 
 
 def test_study_laptop_and_demo_specs_expand():
-  for name in ('laptop', 'demo'):
+  for name in ('laptop', 'laptop_scripted', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
@@ -92,6 +92,25 @@ def test_study_beta_and_batch_ratio_sweeps(tmp_path):
                                        overrides={'beta': [0.5]})))
   with pytest.raises(spec_lib.SpecError, match='teacher only'):
     grid.expand(spec_lib.load_spec(bad))
+
+
+def test_study_grid_of_blocks(tmp_path):
+  # CRR at both budgets, R-CRR only at the smaller: no single cross product.
+  path = _spec(tmp_path, dict(grid=[
+      dict(methods=['CRR'], budgets=[10, 20]),
+      dict(methods=['R-CRR'], budgets=[10], offline_episodes=[5], seeds=[0, 1])]))
+  runs = grid.expand(spec_lib.load_spec(path))
+  assert sorted((r.config['method'], r.config['budget'], r.config['seed']) for r in runs) == [
+      ('CRR', 10, 0), ('CRR', 20, 0), ('R-CRR', 10, 0), ('R-CRR', 10, 1)]
+  assert {r.sweep for r in runs} == {'grid'}  # One main grid for the report.
+  with pytest.raises(spec_lib.SpecError, match=r'grid\[1\]: `budgets` is required'):
+    spec_lib.load_spec(_spec(tmp_path, dict(grid=[dict(methods=['CRR'], budgets=[10]),
+                                                  dict(methods=['BC'])])))
+  with pytest.raises(spec_lib.SpecError, match='empty list'):
+    spec_lib.load_spec(_spec(tmp_path, dict(grid=[])))
+  with pytest.raises(spec_lib.SpecError, match='takes no `name`'):
+    spec_lib.load_spec(_spec(tmp_path, dict(grid=[dict(name='x', methods=['CRR'],
+                                                        budgets=[10])])))
 
 
 def test_study_config_hash():

@@ -144,7 +144,7 @@ def expand(spec: StudySpec) -> list[Run]:
     errors.append(f'defaults: {bad_defaults} cannot be set there (unknown, or set by the '
                   'grid, or the workdir the runner chooses).')
   runs = []
-  for grid in [spec.grid, *spec.sweeps]:
+  for grid in [*spec.grid, *spec.sweeps]:
     runs += expand_grid(grid, spec.defaults, errors)
   if not errors:
     errors += _launcher_checks(runs)

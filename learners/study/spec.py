@@ -35,7 +35,9 @@ class Grid:
 @dataclasses.dataclass(frozen=True)
 class StudySpec:
   name: str
-  grid: Grid
+  # One grid, or several blocks whose runs together form the main grid (e.g. CRR
+  # at every budget, mixed methods at the smallest only): a cross product cannot.
+  grid: Sequence[Grid]
   sweeps: Sequence[Grid] = ()
   defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   teacher_eval_episodes: int = 0  # 0: the report uses the shipped teachers' cards.
@@ -91,12 +93,19 @@ def load_spec(path: str) -> StudySpec:
   gpus = data.get('gpus_per_run', 0.0)
   if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
     raise SpecError(f'{path}: `gpus_per_run` must be a number >= 0, got {gpus!r}.')
+  blocks = data['grid'] if isinstance(data['grid'], list) else [data['grid']]
+  if not blocks:
+    raise SpecError(f'{path}: `grid` is an empty list; give at least one grid.')
+  grid = tuple(_grid(b, f'{path}: grid' + (f'[{i}]' if len(blocks) > 1 else ''))
+               for i, b in enumerate(blocks))
+  if any(g.name != 'grid' for g in grid):
+    raise SpecError(f'{path}: the main grid takes no `name` (only sweeps are named).')
   sweeps = [_grid(s, f'{path}: sweeps[{i}]') for i, s in enumerate(data.get('sweeps') or [])]
   unnamed = [i for i, s in enumerate(sweeps) if s.name == 'grid']
   if unnamed:
     raise SpecError(f'{path}: sweeps {unnamed} need a `name` (other than "grid").')
   return StudySpec(name=data.get('name', os.path.splitext(os.path.basename(path))[0]),
-                   grid=_grid(data['grid'], f'{path}: grid'), sweeps=sweeps,
+                   grid=grid, sweeps=sweeps,
                    defaults=_mapping(data.get('defaults') or {}, f'{path}: defaults'),
                    teacher_eval_episodes=int(data.get('teacher_eval_episodes', 0)),
                    gpus_per_run=float(gpus),
