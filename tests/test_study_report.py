@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from envs import evaluate as envs_evaluate
+from learners.study import findings
 from learners.study import recommend
 from learners.study import report
 from learners.study import results as study_results
@@ -249,3 +250,47 @@ def test_study_figures_draw_seeds_and_teacher_band(tmp_path):
   np.testing.assert_allclose(dots.get_offsets(), [[98.0, 10.0], [102.0, 30.0]])
   assert report._teacher_band(ax, study, 'triplet1', 'mastery') is None  # pylint: disable=protected-access
   report.plt.close(fig)
+
+
+def test_study_findings_known_answers(tmp_path):
+  results = [r for r in RESULTS if r[:2] != ('CRR', 200)] + [
+      ('CRR', 200, 200, 0, 60, 100), ('CRR', 200, 200, 1, 60, 100),
+      ('MPO', 100, 0, 0, 0, 100), ('DAgger', 100, 0, 0, 5, 100),
+      ('DAgger-mixed', 100, 50, 0, 40, 100)]
+  root = make_study(str(tmp_path / 'study'), results)  # Teacher: 30 of 100.
+  found = {f.key: f for f in findings.study_findings(study_results.load_study(root))}
+  # (a) CRR at 200: 60 % over 2 seeds, interval above the teacher's [21.9, 39.6].
+  assert found['a'].verdict == findings.HOLDS
+  # (b) R-CRR at 100, best proportion 50/100: 30 % [21.9, 39.6] against CRR's 20 %,
+  # whose interval reaches into it: the means only.
+  assert found['b'].verdict == findings.HOLDS_MEANS
+  assert 'R-CRR at 100 (50 offline' in found['b'].lines[0]
+  # (c) half is best at both budgets; apart from the others only at 200 (80 % vs
+  # 50 % and 60 %), not at 100 (30 % vs 25 %).
+  assert found['c'].verdicts == [findings.HOLDS_MEANS, findings.HOLDS]
+  assert found['c'].verdict == findings.HOLDS_MEANS
+  # (d) MPO 0 of 100: [0, 3.7] below the teacher.  (e) DAgger-mixed 40 % vs 5 %.
+  assert found['d'].verdict == findings.HOLDS
+  assert found['e'].verdicts == [findings.HOLDS]
+  assert found['e'].lines[0].startswith('DAgger-mixed at 100')
+  report.write_report(root)
+  data = json.load(open(os.path.join(root, 'report', 'results.json')))
+  assert [(f['finding'], f['verdict']) for f in data['findings']] == [
+      ('a', 'holds'), ('b', 'holds in the means'), ('c', 'holds in the means'),
+      ('d', 'holds'), ('e', 'holds')]
+  text = open(os.path.join(root, 'report', 'report.md')).read()
+  assert "## The paper's findings, checked" in text and '| (c) |' in text
+
+
+def test_study_findings_fail_and_not_measured(tmp_path):
+  # Half is not best, and no teacher evaluation: (a), (d) cannot be checked.
+  results = [('R-CRR', 100, 25, 0, 60, 100), ('R-CRR', 100, 50, 0, 10, 100),
+             ('R-CRR', 100, 75, 0, 20, 100), ('CRR', 100, 100, 0, 90, 100)]
+  root = make_study(str(tmp_path / 'study'), results, teacher_rate=None)
+  study = study_results.load_study(root)
+  study.teachers = []  # Not even the shipped cards.
+  found = {f.key: f for f in findings.study_findings(study)}
+  assert found['a'].verdict == found['d'].verdict == findings.NOT_MEASURED
+  assert found['b'].verdict == findings.FAILS  # 60 % [50.2, 69.1] below 90 % [82.6, 94.5].
+  assert found['c'].verdict == findings.FAILS  # 25 % offline best, apart from 50 %.
+  assert found['e'].verdict == findings.NOT_MEASURED and 'needs' in found['e'].note

@@ -1,12 +1,13 @@
 """The study: a grid of runs, their report and the split recommendation (layer 3 of 3).
 
-  spec       the YAML spec: a grid and named sweeps
+  spec       the YAML spec: a grid (or a list of grid blocks) and named sweeps
   grid       expansion into runs, up-front checks, run names (hash of identity fields)
   cost       the dry run's estimate
   runner     datasets, teacher evaluation, launcher subprocesses (`python -m learners.study`)
   results    a study's results on disk -> cells with 95 % intervals
   report     figures and tables (`python -m learners.study.report`)
   recommend  the split recommender, the teacher as its baseline (`python -m learners.study.recommend`)
+  findings   the paper's findings (a)-(e) checked on the main grid
   export     the report's numbers as results.json
   stability  the checkpoint-to-checkpoint swing of runs' success (`python -m learners.study.stability`)
 

@@ -2,12 +2,14 @@
 
 For scripts and for diffing two studies: every cell (main grid and sweeps) with
 its per-seed successes and the 95 % interval the report's tables print, the
-teacher evaluation, and the recommendation per budget.  Rows are sorted and keys
+teacher evaluation, the recommendation per budget and the paper's findings
+checked (learners.study.findings).  Rows are sorted and keys
 too, so a rerun on the same results writes the same bytes.
 """
 
 from typing import Sequence
 
+from learners.study import findings as findings_lib
 from learners.study import recommend as recommend_lib
 from learners.study import results as study_results
 from learners.training import workdir as run_files
@@ -35,9 +37,11 @@ def teacher_row(cell: dict) -> dict:
 
 
 def study_json(study: study_results.Study,
-               recommendations: Sequence[recommend_lib.Recommendation]) -> dict:
+               recommendations: Sequence[recommend_lib.Recommendation],
+               findings: Sequence[findings_lib.Finding] = ()) -> dict:
   rows = [recommend_lib.as_row(r) for r in recommendations]
   return {
+      'findings': [f.as_row() for f in findings],
       'study': study.name,
       'missing_runs': sorted(study.missing),
       'cells': [cell_row(c) for c in sorted(study.cells, key=study_results.table_order)],
@@ -50,7 +54,8 @@ def study_json(study: study_results.Study,
 
 
 def write_results(path: str, study: study_results.Study,
-                  recommendations: Sequence[recommend_lib.Recommendation]) -> str:
+                  recommendations: Sequence[recommend_lib.Recommendation],
+                  findings: Sequence[findings_lib.Finding] = ()) -> str:
   # The runs' own writer: tmp file + rename, sorted keys.
-  run_files.write_json_atomic(path, study_json(study, recommendations))
+  run_files.write_json_atomic(path, study_json(study, recommendations, findings))
   return path

@@ -16,7 +16,8 @@ learners.study.export) and `fig*.png` under --output (default: <study>/report):
     runs, and one figure per sweep of the spec (e.g. batch size), its runs side by side;
   * Table I (teacher success), a Table III-style table per budget, every cell;
   * the split recommender (learners.study.recommend) for each budget, or --budget,
-    with the teacher as the baseline option ("run the teacher").
+    with the teacher as the baseline option ("run the teacher");
+  * the paper's findings (a)-(e) checked on the main grid (learners.study.findings).
 
 Every number carries its 95 % interval and its seed count (see
 learners.study.results for the interval math).  Unfinished runs are listed, not
@@ -37,6 +38,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 from envs import specs  # pylint: disable=g-import-not-at-top
 from learners.study import export  # pylint: disable=g-import-not-at-top
+from learners.study import findings as findings_lib  # pylint: disable=g-import-not-at-top
 from learners.study import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
 from learners.study import results as study_results  # pylint: disable=g-import-not-at-top
 from learners.study.results import pct  # pylint: disable=g-import-not-at-top
@@ -333,6 +335,11 @@ def write_report(workdir: str, output: Optional[str] = None,
                      if any(c.budget == budget for c in cells)]
   lines += ['\n\n'.join(recommend_lib.format_recommendation(r) for r in recommendations)
             or 'No finished runs in the main grid.', '']
+  findings = findings_lib.study_findings(study)
+  lines += ['## The paper\'s findings, checked', '',
+            'Each claim against this study\'s cells: **holds** / **fails** where the 95 % '
+            'intervals separate, **in the means** where they overlap (no difference shown '
+            'with these seeds and episodes).', '', findings_lib.format_findings(findings), '']
   titles = {'fig3_success_vs_budget.png': 'Fig. 3 equivalent: success vs budget (each '
                                           'method at its best offline proportion)',
             'fig4_success_vs_offline_proportion.png': 'Fig. 4 equivalent: success vs '
@@ -351,7 +358,8 @@ def write_report(workdir: str, output: Optional[str] = None,
               '', table_best(study, budget), '']
   lines += ['## Every configuration', '', table_cells(study), '',
             f'The same numbers, per seed, are in `{export.RESULTS_FILE}` beside this file.', '']
-  export.write_results(os.path.join(output, export.RESULTS_FILE), study, recommendations)
+  export.write_results(os.path.join(output, export.RESULTS_FILE), study, recommendations,
+                       findings)
   path = os.path.join(output, 'report.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))

@@ -1,0 +1,192 @@
+"""The paper's findings, checked on a study's main grid (the report's "Findings").
+
+Each finding compares results with their 95 % intervals (those of the report's
+tables) and says where it stands:
+
+  * `holds` / `fails`: the intervals separate, in the claimed direction or not;
+  * `holds in the means` / `fails in the means`: the intervals overlap, so this
+    many seeds and evaluation episodes show no difference; the means' order is
+    all there is;
+  * `not measured`: the study lacks the cells (the note says which).
+
+The claims (Sec. V of the paper), per (triplet, teacher, obs) of the grid:
+
+  (a) offline CRR at the largest budget reaches the teacher (CRR >= teacher);
+  (b) R-CRR beats CRR at the smallest budget (R-CRR at its best proportion);
+  (c) about half of the budget offline is best for R-CRR: the best proportion
+      per budget, and whether it stands apart from the others;
+  (d) MPO stays below the teacher at every budget;
+  (e) DAgger-mixed vs DAgger and CRR-mixed vs CRR at each shared budget (the
+      paper finds the mixed variants better; "either way" here).
+
+Arithmetic on cells only: no TensorFlow.
+"""
+
+import dataclasses
+from typing import Optional, Sequence
+
+from learners.study import results as study_results
+from learners.study.results import pct
+
+HOLDS, FAILS = 'holds', 'fails'
+HOLDS_MEANS, FAILS_MEANS = 'holds in the means', 'fails in the means'
+NOT_MEASURED = 'not measured'
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """One side of a comparison: a cell or the teacher."""
+  label: str
+  mean: float
+  ci95: tuple
+
+  @classmethod
+  def of_cell(cls, cell: study_results.Cell) -> 'Result':
+    return cls(f'{cell.method} at {cell.budget} ({cell.offline_episodes} offline, '
+               f'n={cell.n_seeds})', cell.mean, tuple(cell.interval()))
+
+  @classmethod
+  def of_teacher(cls, teacher: dict) -> 'Result':
+    return cls(f'teacher ({teacher["episodes"]} episodes)', teacher['success_rate'],
+               tuple(teacher['ci95']))
+
+  def format(self) -> str:
+    return f'{self.label} {pct(self.mean)} [{pct(self.ci95[0])}, {pct(self.ci95[1])}]'
+
+
+def verdict(left: Result, right: Result, claim_left_higher: bool = True) -> str:
+  """Where the claim "left >= right" (or "left < right") stands."""
+  if left.ci95[0] > right.ci95[1]:
+    return HOLDS if claim_left_higher else FAILS
+  if left.ci95[1] < right.ci95[0]:
+    return FAILS if claim_left_higher else HOLDS
+  higher = left.mean >= right.mean
+  return HOLDS_MEANS if higher == claim_left_higher else FAILS_MEANS
+
+
+@dataclasses.dataclass
+class Finding:
+  key: str  # 'a' .. 'e'
+  claim: str
+  group: tuple  # (triplet, teacher, obs)
+  verdicts: list  # One per comparison; empty: not measured.
+  lines: list  # The comparisons, as text.
+  note: str = ''
+
+  @property
+  def verdict(self) -> str:
+    """The weakest of the comparisons' verdicts (all must hold for the claim)."""
+    if not self.verdicts:
+      return NOT_MEASURED
+    order = (FAILS, FAILS_MEANS, HOLDS_MEANS, HOLDS)
+    return min(self.verdicts, key=order.index)
+
+  def as_row(self) -> dict:
+    triplet, teacher, obs = self.group
+    return {'finding': self.key, 'claim': self.claim, 'triplet': triplet,
+            'teacher': teacher, 'obs': obs, 'verdict': self.verdict,
+            'comparisons': [f'{v}: {line}' for v, line in zip(self.verdicts, self.lines)],
+            'note': self.note}
+
+
+def _compare(finding: Finding, left: Result, right: Result, higher: bool = True) -> None:
+  v = verdict(left, right, higher)
+  finding.verdicts.append(v)
+  finding.lines.append(f'{left.format()} {">=" if higher else "<"} {right.format()}')
+
+
+def _best(cells: Sequence[study_results.Cell], method: str, budget: int):
+  best = study_results.best_per_budget(c for c in cells if c.method == method)
+  return best.get((method, budget))
+
+
+def _budgets(cells, method: str) -> list:
+  return sorted({c.budget for c in cells if c.method == method})
+
+
+def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
+                       teacher: Optional[dict]) -> list:
+  teacher_result = Result.of_teacher(teacher) if teacher else None
+  out = []
+
+  a = Finding('a', 'offline CRR at the largest budget >= the teacher', group, [], [])
+  crr_budgets = _budgets(cells, 'CRR')
+  if crr_budgets and teacher_result:
+    _compare(a, Result.of_cell(_best(cells, 'CRR', crr_budgets[-1])), teacher_result)
+  else:
+    a.note = 'needs CRR runs and a teacher evaluation'
+  out.append(a)
+
+  b = Finding('b', 'R-CRR >= CRR at the smallest budget', group, [], [])
+  shared = sorted(set(crr_budgets) & set(_budgets(cells, 'R-CRR')))
+  if shared:
+    _compare(b, Result.of_cell(_best(cells, 'R-CRR', shared[0])),
+             Result.of_cell(_best(cells, 'CRR', shared[0])))
+    b.note = 'R-CRR at its best offline proportion'
+  else:
+    b.note = 'needs R-CRR and CRR at a shared budget'
+  out.append(b)
+
+  c = Finding('c', 'about half of the budget offline is best for R-CRR', group, [], [])
+  for budget in _budgets(cells, 'R-CRR'):
+    tried = sorted((x for x in cells if x.method == 'R-CRR' and x.budget == budget),
+                   key=lambda x: x.offline_episodes)
+    if len(tried) < 2:
+      continue
+    best = _best(cells, 'R-CRR', budget)
+    # "About half": the best proportion is the one nearest 0.5 among those tried.
+    nearest_half = min(tried, key=lambda x: (abs(x.proportion - 0.5), x.offline_episodes))
+    best_result = Result.of_cell(best)
+    apart = all(verdict(best_result, Result.of_cell(x)) == HOLDS for x in tried if x is not best)
+    if best is nearest_half:
+      c.verdicts.append(HOLDS if apart else HOLDS_MEANS)
+    else:
+      c.verdicts.append(FAILS if verdict(best_result, Result.of_cell(nearest_half)) == HOLDS
+                        else FAILS_MEANS)
+    c.lines.append(f'budget {budget}: best proportion {best.proportion:.2f} ('
+                   + ', '.join(f'{x.proportion:.2f}: {pct(x.mean)}' for x in tried) + ')'
+                   + ('' if apart else '; intervals overlap'))
+  if not c.verdicts:
+    c.note = 'needs R-CRR at two or more offline proportions of one budget'
+  out.append(c)
+
+  d = Finding('d', 'MPO < the teacher at every budget', group, [], [])
+  if teacher_result:
+    for budget in _budgets(cells, 'MPO'):
+      _compare(d, Result.of_cell(_best(cells, 'MPO', budget)), teacher_result, higher=False)
+  if not d.verdicts:
+    d.note = 'needs MPO runs and a teacher evaluation'
+  out.append(d)
+
+  e = Finding('e', 'DAgger-mixed >= DAgger and CRR-mixed >= CRR', group, [], [])
+  for mixed, plain in (('DAgger-mixed', 'DAgger'), ('CRR-mixed', 'CRR')):
+    for budget in sorted(set(_budgets(cells, mixed)) & set(_budgets(cells, plain))):
+      _compare(e, Result.of_cell(_best(cells, mixed, budget)),
+               Result.of_cell(_best(cells, plain, budget)))
+  e.note = ('mixed methods at their best offline proportion' if e.verdicts else
+            'needs a mixed method and its plain variant at a shared budget')
+  out.append(e)
+  return out
+
+
+def study_findings(study: study_results.Study) -> list:
+  """Every finding for every (triplet, teacher, obs) of the main grid."""
+  grid = study.select('grid')
+  out = []
+  for group in sorted({(c.triplet, c.teacher, c.obs) for c in grid}):
+    cells = [c for c in grid if (c.triplet, c.teacher, c.obs) == group]
+    out += findings_for_group(cells, group, study.teacher(group[1], group[0]))
+  return out
+
+
+def format_findings(findings: Sequence[Finding]) -> str:
+  if not findings:
+    return 'No finished runs in the main grid.'
+  lines = ['| | claim (the paper) | triplet, teacher, obs | here | comparisons (95 % intervals) |',
+           '|---|---|---|---|---|']
+  for f in findings:
+    details = '<br>'.join(f'{v}: {line}' for v, line in zip(f.verdicts, f.lines))
+    details = '; '.join(x for x in (details, f.note) if x)
+    lines.append(f'| ({f.key}) | {f.claim} | {", ".join(f.group)} | **{f.verdict}** | '
+                 f'{details} |')
+  return '\n'.join(lines)
