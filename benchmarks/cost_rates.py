@@ -4,8 +4,9 @@
   python benchmarks/cost_rates.py runs/demo --write    # refit learners/study/cost_rates.json
 
 Reads each run's `summary.json` (the loop's own timers: learner, actor,
-evaluation, first step) and prints, per unit the cost model prices, the
-median measured seconds, the model's value and their ratio.  `--write` puts
+evaluation; and the launcher process's age, for the start-up) and prints, per
+unit the cost model prices, the median measured seconds, the model's value and
+their ratio.  `--write` puts
 the measured medians into the rates file `learners.study.cost` reads, keeping
 the old value for any unit no run measured (the output says which).  The
 machine's load while the study ran is in the figures: fit from a study run
@@ -50,8 +51,12 @@ def samples(study_dir: str) -> dict:
       eval_steps = ledger['eval_episodes'] * config['episode_steps']
       out.setdefault('eval_env_step', []).append(timing['eval_s'] / eval_steps)
       accounted = sum(timing.get(k, 0.0) for k in ('learner_s', 'data_wait_s', 'actor_s',
-                                                   'actor_wait_s', 'eval_s', 'first_step_s'))
-      out.setdefault('run_overhead', []).append(max(0.0, ledger['wall_time_s'] - accounted))
+                                                   'actor_wait_s', 'eval_s'))
+      # The process's whole life (imports, set-up, tracing, checkpoints) less the
+      # priced units.  Not the ledger's wall time: its clock starts after start-up.
+      # A resumed run's process saw only its last segment, so it is left out.
+      if 'process_s' in timing and not ledger.get('resumes'):
+        out.setdefault('run_overhead', []).append(max(0.0, timing['process_s'] - accounted))
   return out
 
 

@@ -64,6 +64,8 @@ def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
   summary = loop.train(config, log=lambda *a: None)
   ledger = ledger_lib.Ledger.read(config.workdir)
   assert ledger.done
+  # The process's age covers the run's wall time and pytest's start-up before it.
+  assert summary['timing']['process_s'] > ledger.wall_time_s
   row = methods_lib.get_method(method)
   if row.is_online:
     assert ledger.spent == ledger.budget == config.budget

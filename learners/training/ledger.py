@@ -143,6 +143,23 @@ class Ledger:
     return cls(**data)
 
 
+def process_age_s() -> Optional[float]:
+  """Seconds since this process started (Linux), or None where /proc is missing.
+
+  The ledger's clock starts after the launcher's imports and set-up; this
+  covers them too, so a study's cost model can price a run's start-up.
+  """
+  try:
+    with open('/proc/self/stat') as f:
+      # Field 22 (starttime, clock ticks after boot); the name in () may hold spaces.
+      start_ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+    with open('/proc/uptime') as f:
+      uptime = float(f.read().split()[0])
+  except (OSError, ValueError, IndexError):
+    return None
+  return uptime - start_ticks / os.sysconf('SC_CLK_TCK')
+
+
 class WallClock:
   """Adds the time since the last call to the ledger (survives resumes)."""
 

@@ -384,9 +384,12 @@ def _train(run: Run) -> dict:
   run.ledger.done = True
   run.clock.tick()
   run.ledger.write(config.workdir)
+  timing = dict(run.timing)
+  process_s = ledger_lib.process_age_s()
+  if process_s is not None:
+    timing['process_s'] = process_s  # Start-up included: the study's `run_overhead`.
   summary = dict(ledger=run.ledger.as_dict(), final_eval=final.as_dict(),
-                 checkpoint=run.last_checkpoint, workdir=config.workdir,
-                 timing=dict(run.timing))
+                 checkpoint=run.last_checkpoint, workdir=config.workdir, timing=timing)
   workdir_lib.write_json_atomic(os.path.join(config.workdir, workdir_lib.SUMMARY_FILE),
                                 summary)
   return summary
