@@ -292,6 +292,14 @@ def _settings_notes(study) -> list:
     notes.append(f'Full {specs.EPISODE_STEPS}-step episodes.')
   grads = sorted({c['grad_steps'] for c in configs})
   notes.append(f'Offline-only methods train {grads} gradient steps (the paper: 1 000 000).')
+  rates = sorted({c.get('env_steps_per_grad_step', 5) for c in configs
+                  if c['offline_episodes'] != c['budget']})
+  if rates:
+    notes.append(f'Online runs take one gradient step per {rates} env steps (the paper: 5).')
+  emas = sorted({c.get('policy_ema', 0.0) for c in configs} - {0.0})
+  if emas:
+    notes.append(f'Evaluations score a Polyak-averaged copy of the policy (decay {emas}); '
+                 'each run\'s eval.json also has the trained policy\'s (`eval_raw`).')
   finals = sorted({c['final_eval_episodes'] for c in configs})
   notes.append(f'Final evaluation: {finals} episodes per run with the deterministic action, '
                'on the teacher\'s evaluation seeds (the paper: 200).')
