@@ -79,6 +79,12 @@ def test_study_cell_intervals(tmp_path):
   # Degenerate: all seeds succeed every time -> the interval is the point.
   means = study_results.bootstrap_means([10, 10], [10, 10], np.random.default_rng(0))
   assert means.min() == means.max() == 1.0
+  # So a cell with no success in any seed takes Wilson over the pooled episodes:
+  # 0 of 200 -> [0, 1.9 %], not the bootstrap's [0, 0].
+  zero = study_results.Cell('grid', (), 'R-CRR', 't', 'g', 'state', 100, 50,
+                            successes=[0, 0], episodes=[100, 100], seeds=[0, 1])
+  assert zero.interval() == pytest.approx(study_results.wilson_interval(0, 200))
+  assert zero.interval()[1] == pytest.approx(0.0188, abs=1e-4)
 
 
 def test_study_best_proportion_and_teacher(tmp_path):

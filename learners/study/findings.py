@@ -145,7 +145,8 @@ def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
                         else FAILS_MEANS)
     c.lines.append(f'budget {budget}: best proportion {best.proportion:.2f} ('
                    + ', '.join(f'{x.proportion:.2f}: {pct(x.mean)}' for x in tried) + ')'
-                   + ('' if apart else '; intervals overlap'))
+                   + ('; the best stands apart from every other' if apart else
+                      '; the best overlaps another proportion'))
   if not c.verdicts:
     c.note = 'needs R-CRR at two or more offline proportions of one budget'
   out.append(c)

@@ -7,7 +7,9 @@ episodes).  Success intervals:
   * one seed: the Wilson score interval over its evaluation episodes (what
     `envs.evaluate` and the launcher report);
   * several seeds: a percentile bootstrap that resamples seeds, then each
-    resampled seed's evaluation episodes, so both sources of variance count.
+    resampled seed's evaluation episodes, so both sources of variance count;
+    where no episode of any seed succeeded (or none failed), Wilson over the
+    pooled episodes, as the bootstrap would return the point.
 
 Everything here is arithmetic on JSON; no TensorFlow.
 """
@@ -75,8 +77,11 @@ class Cell:
     return float(np.mean([s / e for s, e in zip(self.successes, self.episodes)]))
 
   def interval(self, seed: int = 0) -> tuple[float, float]:
-    if self.n_seeds == 1:
-      return wilson_interval(self.successes[0], self.episodes[0])
+    wins, n = sum(self.successes), sum(self.episodes)
+    if self.n_seeds == 1 or wins in (0, n):
+      # All episodes of all seeds failed (or succeeded): the bootstrap has nothing
+      # to resample and would claim certainty, [0, 0]; Wilson does not.
+      return wilson_interval(wins, n)
     means = bootstrap_means(self.successes, self.episodes, np.random.default_rng(seed))
     return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
