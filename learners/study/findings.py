@@ -183,7 +183,10 @@ def study_findings(study: study_results.Study) -> list:
 def format_findings(findings: Sequence[Finding]) -> str:
   if not findings:
     return 'No finished runs in the main grid.'
-  lines = ['| | claim (the paper) | triplet, teacher, obs | here | comparisons (95 % intervals) |',
+  lines = ['Each claim against this study\'s cells: **holds** / **fails** where the 95 % '
+           'intervals separate, **in the means** where they overlap (no difference shown '
+           'with these seeds and episodes).', '',
+           '| | claim (the paper) | triplet, teacher, obs | here | comparisons (95 % intervals) |',
            '|---|---|---|---|---|']
   for f in findings:
     details = '<br>'.join(f'{v}: {line}' for v, line in zip(f.verdicts, f.lines))

@@ -344,10 +344,7 @@ def write_report(workdir: str, output: Optional[str] = None,
   lines += ['\n\n'.join(recommend_lib.format_recommendation(r) for r in recommendations)
             or 'No finished runs in the main grid.', '']
   findings = findings_lib.study_findings(study)
-  lines += ['## The paper\'s findings, checked', '',
-            'Each claim against this study\'s cells: **holds** / **fails** where the 95 % '
-            'intervals separate, **in the means** where they overlap (no difference shown '
-            'with these seeds and episodes).', '', findings_lib.format_findings(findings), '']
+  lines += ['## The paper\'s findings, checked', '', findings_lib.format_findings(findings), '']
   titles = {'fig3_success_vs_budget.png': 'Fig. 3 equivalent: success vs budget (each '
                                           'method at its best offline proportion)',
             'fig4_success_vs_offline_proportion.png': 'Fig. 4 equivalent: success vs '
