@@ -54,8 +54,10 @@ def samples(study_dir: str) -> dict:
                                                    'actor_wait_s', 'eval_s'))
       # The process's whole life (imports, set-up, tracing, checkpoints) less the
       # priced units.  Not the ledger's wall time: its clock starts after start-up.
-      # A resumed run's process saw only its last segment, so it is left out.
-      if 'process_s' in timing and not ledger.get('resumes'):
+      # A resumed run's process saw only its last segment, and an online run's
+      # learner thread overlaps its actor (their timers add up to more than the
+      # wall): only offline runs that went straight through price it.
+      if 'process_s' in timing and not ledger.get('resumes') and not ledger['env_steps']:
         out.setdefault('run_overhead', []).append(max(0.0, timing['process_s'] - accounted))
   return out
 

@@ -19,11 +19,12 @@ def _cost_rates():
   return module
 
 
-def _run(root, name, method, timing, resumes=0, grad_steps=1000, eval_episodes=10):
+def _run(root, name, method, timing, resumes=0, grad_steps=1000, eval_episodes=10,
+         env_steps=0):
   run_dir = os.path.join(root, 'runs', name)
   os.makedirs(run_dir)
   config = dict(method=method, obs='state', episode_steps=100)
-  summary = dict(timing=timing, ledger=dict(grad_steps=grad_steps, env_steps=0,
+  summary = dict(timing=timing, ledger=dict(grad_steps=grad_steps, env_steps=env_steps,
                                             eval_episodes=eval_episodes, resumes=resumes,
                                             wall_time_s=50.0))
   for file, data in (('config.json', config), ('summary.json', summary)):
@@ -40,10 +41,14 @@ def test_run_overhead_is_the_process_age_less_the_priced_work(tmp_path):
   _run(root, 'b', 'CRR', dict(learner_s=30.0, data_wait_s=5.0, eval_s=10.0,
                               process_s=999.0), resumes=1)  # Last segment only: left out.
   _run(root, 'c', 'BC', dict(learner_s=10.0, eval_s=10.0))  # Before process_s: left out.
+  # Online, learner thread beside the actor: 40 + 30 s of timers in 60 s of life.
+  _run(root, 'd', 'DAgger', dict(learner_s=40.0, actor_s=30.0, eval_s=10.0, process_s=60.0),
+       env_steps=3000)
   samples = _cost_rates().samples(root)
   assert samples['run_overhead'] == [15.0]
   assert samples['grad_step.advantage'] == [0.035, 0.035]
-  assert samples['eval_env_step'] == [0.01, 0.01, 0.01]
+  assert samples['eval_env_step'] == [0.01, 0.01, 0.01, 0.01]
+  assert samples['actor_env_step'] == [0.01]
 
 
 def test_process_age_counts_from_the_process_start():
