@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -194,3 +195,22 @@ def test_study_progress_line_of_a_run_in_progress(tmp_path):
                          'last eval - (')
   run_files.write_json_atomic(os.path.join(run_dir, run_files.SUMMARY_FILE), {})
   assert runner.progress_line(run_dir) is None  # Done: no line.
+
+
+def test_study_run_killed_after_its_summary_counts_as_done(tmp_path, monkeypatch):
+  # A stop can land while a finished launcher tears down (default SIGTERM handler
+  # back): exit -15, yet its summary is on disk.  That run is done, not failed.
+  (run,) = grid.expand(spec_lib.load_spec(_spec(tmp_path, dict(
+      grid=dict(methods=['CRR'], budgets=[10])))))
+  run_dir = str(tmp_path / 'run')
+  code = ('import json, os, signal, sys; d = sys.argv[1]; '
+          'json.dump(json.loads(sys.argv[2]), open(os.path.join(d, "config.json"), "w")); '
+          'open(os.path.join(d, "summary.json"), "w").write("{}"); '
+          'os.kill(os.getpid(), signal.SIGTERM)')
+  monkeypatch.setattr(runner, 'launch_command', lambda r, d, resume: [
+      sys.executable, '-c', code, d, json.dumps(dict(r.settings, budget=None))])
+  assert runner.execute(run, run_dir, str(tmp_path))[1] == 0
+  os.remove(os.path.join(run_dir, run_files.SUMMARY_FILE))  # Killed before it: a failure.
+  monkeypatch.setattr(runner, 'launch_command', lambda r, d, resume: [
+      sys.executable, '-c', 'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'])
+  assert runner.execute(run, run_dir, str(tmp_path))[1] == -15

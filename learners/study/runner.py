@@ -228,6 +228,8 @@ def execute(run: Run, run_dir: str, data_dir: str,
                              env=dict(os.environ,
                                       MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl')))
     rc = _STOPPED if process is None else launches.wait(process)
+  if rc not in (0, _STOPPED) and run_state(run_dir, run.settings) == 'done':
+    rc = 0  # Killed after writing its summary (a stop during its teardown): done.
   return run, rc, time.time() - start, log_path
 
 
