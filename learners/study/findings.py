@@ -56,9 +56,9 @@ class Result:
 
 def verdict(left: Result, right: Result, claim_left_higher: bool = True) -> str:
   """Where the claim "left >= right" (or "left < right") stands."""
-  if left.ci95[0] > right.ci95[1]:
+  if study_results.interval_above(left.ci95, right.ci95):
     return HOLDS if claim_left_higher else FAILS
-  if left.ci95[1] < right.ci95[0]:
+  if study_results.interval_above(right.ci95, left.ci95):
     return FAILS if claim_left_higher else HOLDS
   higher = left.mean >= right.mean
   return HOLDS_MEANS if higher == claim_left_higher else FAILS_MEANS
@@ -136,13 +136,15 @@ def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
     best = _best(cells, 'R-CRR', budget)
     # "About half": the best proportion is the one nearest 0.5 among those tried.
     nearest_half = min(tried, key=lambda x: (abs(x.proportion - 0.5), x.offline_episodes))
-    best_result = Result.of_cell(best)
-    apart = all(verdict(best_result, Result.of_cell(x)) == HOLDS for x in tried if x is not best)
+    scored = {x.offline_episodes: Result.of_cell(x) for x in tried}  # One bootstrap each.
+    best_result = scored[best.offline_episodes]
+    apart = all(verdict(best_result, r) == HOLDS for size, r in scored.items()
+                if size != best.offline_episodes)
     if best is nearest_half:
       c.verdicts.append(HOLDS if apart else HOLDS_MEANS)
     else:
-      c.verdicts.append(FAILS if verdict(best_result, Result.of_cell(nearest_half)) == HOLDS
-                        else FAILS_MEANS)
+      c.verdicts.append(FAILS if verdict(best_result, scored[nearest_half.offline_episodes])
+                        == HOLDS else FAILS_MEANS)
     c.lines.append(f'budget {budget}: best proportion {best.proportion:.2f} ('
                    + ', '.join(f'{x.proportion:.2f}: {pct(x.mean)}' for x in tried) + ')'
                    + ('; the best stands apart from every other' if apart else

@@ -102,7 +102,7 @@ class Recommendation:
 def beats_teacher(cell: study_results.Cell, teacher: dict) -> bool:
   # Overlapping intervals show no difference, and the teacher costs no budget,
   # so a student must be better beyond doubt: its lower bound over the teacher's upper.
-  return cell.interval()[0] > teacher['ci95'][1]
+  return study_results.interval_above(cell.interval(), teacher['ci95'])
 
 
 def probability_best(cells: Sequence[study_results.Cell], seed: int = 0,

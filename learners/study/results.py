@@ -39,6 +39,11 @@ def pct(x: float) -> str:
   return f'{100 * x:.1f}%'
 
 
+def interval_above(a: Sequence[float], b: Sequence[float]) -> bool:
+  """Whether interval `a` lies wholly above `b`: the only "better" a report claims."""
+  return a[0] > b[1]
+
+
 def bootstrap_means(successes: Sequence[int], episodes: Sequence[int],
                     rng: np.random.Generator, samples: int = BOOTSTRAP) -> np.ndarray:
   """`samples` bootstrap replicates of the mean success over seeds (two levels)."""
