@@ -17,11 +17,11 @@ learners.study.export) and `fig*.png` under --output (default: <study>/report):
   * Table I (teacher success), a Table III-style table per budget, every cell;
   * the split recommender (learners.study.recommend) for each budget, or --budget,
     with the teacher as the baseline option ("run the teacher");
-  * the paper's findings (a)-(e) checked on the main grid (learners.study.findings).
+  * the paper's findings (a)-(e) checked on the main grid (learners.study.findings);
+  * why, from each cell's training logs (learners.study.diagnostics).
 
-Every number carries its 95 % interval and its seed count (see
-learners.study.results for the interval math).  Unfinished runs are listed, not
-guessed.
+Every number carries its 95 % interval and its seed count (learners.study.results
+has the interval math).  Unfinished runs are listed, not guessed.
 """
 
 import argparse
@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from envs import specs  # pylint: disable=g-import-not-at-top
+from learners.study import diagnostics as diagnostics_lib  # pylint: disable=g-import-not-at-top
 from learners.study import export  # pylint: disable=g-import-not-at-top
 from learners.study import findings as findings_lib  # pylint: disable=g-import-not-at-top
 from learners.study import recommend as recommend_lib  # pylint: disable=g-import-not-at-top
@@ -45,7 +46,6 @@ from learners.study.results import pct  # pylint: disable=g-import-not-at-top
 from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
 
 _DPI = 110
-
 
 
 def _jitter(index: int, count: int, span: float) -> float:
@@ -94,8 +94,7 @@ def _pairs(cells):
 
 
 def _grid_axes(rows: int, cols: int, width: float = 4.2, height: float = 3.2):
-  fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-  return fig, axes
+  return plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
 
 
 def _save(fig, directory: str, name: str) -> str:
@@ -345,6 +344,9 @@ def write_report(workdir: str, output: Optional[str] = None,
             or 'No finished runs in the main grid.', '']
   findings = findings_lib.study_findings(study)
   lines += ['## The paper\'s findings, checked', '', findings_lib.format_findings(findings), '']
+  diagnostics = diagnostics_lib.study_diagnostics(study)
+  lines += ['## Why, from the training logs', '',
+            diagnostics_lib.format_diagnostics(diagnostics), '']
   titles = {'fig3_success_vs_budget.png': 'Fig. 3 equivalent: success vs budget (each '
                                           'method at its best offline proportion)',
             'fig4_success_vs_offline_proportion.png': 'Fig. 4 equivalent: success vs '
@@ -364,7 +366,7 @@ def write_report(workdir: str, output: Optional[str] = None,
   lines += ['## Every configuration', '', table_cells(study), '',
             f'The same numbers, per seed, are in `{export.RESULTS_FILE}` beside this file.', '']
   export.write_results(os.path.join(output, export.RESULTS_FILE), study, recommendations,
-                       findings)
+                       findings, diagnostics)
   path = os.path.join(output, 'report.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))

@@ -68,6 +68,7 @@ class Cell:
   episodes: list = dataclasses.field(default_factory=list)
   seeds: list = dataclasses.field(default_factory=list)
   curves: list = dataclasses.field(default_factory=list)  # Per seed: eval.json entries.
+  run_dirs: list = dataclasses.field(default_factory=list)  # Per seed.
 
   @property
   def proportion(self) -> float:
@@ -148,6 +149,7 @@ def load_study(workdir: str) -> Study:
     cell.episodes.append(int(final['episodes']))
     cell.seeds.append(c['seed'])
     cell.curves.append(evals)
+    cell.run_dirs.append(run_dir)
   teachers_path = os.path.join(workdir, TEACHERS_FILE)
   if os.path.exists(teachers_path):
     teachers, source = run_files.read_json(teachers_path)['cells'], (
