@@ -72,7 +72,13 @@ def test_cell_means_over_seeds_in_report_and_results_json(tmp_path):
   assert '| grid | CRR | 100 | 100 | 0.015–2.5 | – | – | – | 40.0 | – |' in table
 
   path = report.write_report(root, episodes_per_hour=50)
-  assert '## Why, from the training logs' in open(path).read()
+  text = open(path).read()
+  assert '## Why, from the training logs' in text
+  # R-CRR at 10 % vs CRR at 25 %: claim (b) fails, and the report names both losses.
+  assert ('- (b) fails in the means, triplet1, generalization, state: R-CRR at 100 (50 '
+          'offline): near-uniform weights: imitates its prior (weights 0.8–1.2, KL from '
+          'uniform 0.004 nats, Q spread / η 0.1, teacher share 0.75); CRR at 100 (100 '
+          'offline): re-weights the data (weights 0.015–2.5).') in text
   data = json.load(open(os.path.join(os.path.dirname(path), 'results.json')))
   assert [(r['method'], r['runs_logged']) for r in data['diagnostics']] == [
       ('BC', 0), ('CRR', 2), ('R-CRR', 1)]

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from learners.study import findings as findings_lib
 from learners.study import results as study_results
 from learners.training import workdir as run_files
 
@@ -97,10 +98,43 @@ def _q_spread(values: dict) -> Optional[str]:
   return f'{values["q_sample_std"] / values["eta"]:.3g}'
 
 
-def format_diagnostics(rows: Sequence[dict]) -> str:
+def _summary(row: dict) -> str:
+  v = row['tail_medians']
+  spread = 'weight_min' in v and v['weight_max'] - v['weight_min'] >= 1e-6
+  parts = [f'weights {v["weight_min"]:.3g}–{v["weight_max"]:.3g}' if spread else '',
+           f'KL from uniform {v["kl_nonparametric"]:.3g} nats'
+           if 'kl_nonparametric' in v else '',
+           f'Q spread / η {_q_spread(v)}' if _q_spread(v) else '',
+           f'teacher share {v["teacher_fraction"]:.2f}' if v.get('teacher_fraction') else '']
+  parts = [p for p in parts if p]
+  return row['reading'] + (f' ({", ".join(parts)})' if parts else '')
+
+
+def evidence(findings: Sequence[findings_lib.Finding], rows: Sequence[dict]) -> list:
+  """For each claim that fails: what the policy loss of each compared cell did."""
+  index = {(r['triplet'], r['teacher'], r['obs'], r['method'], r['budget'],
+            r['offline_episodes']): r for r in rows if r['sweep'] == 'grid'}
+  out = []
+  for f in findings:
+    if f.verdict not in (findings_lib.FAILS, findings_lib.FAILS_MEANS):
+      continue
+    parts = [f'{method} at {budget} ({offline} offline): {_summary(row)}'
+             for method, budget, offline in f.cells
+             if (row := index.get((*f.group, method, budget, offline)))]
+    if parts:
+      out.append(f'({f.key}) {f.verdict}, {", ".join(f.group)}: ' + '; '.join(parts) + '.')
+  return out
+
+
+def format_diagnostics(rows: Sequence[dict],
+                       findings: Sequence[findings_lib.Finding] = ()) -> str:
   if not rows:
     return 'No finished runs.'
-  lines = [f'What each cell\'s policy loss did, from its runs\' `{run_files.METRICS_FILE}`: '
+  lines = []
+  if failing := evidence(findings, rows):
+    lines += ['The policy losses behind the claims that fail:', '',
+              *[f'- {e}' for e in failing], '']
+  lines += [f'What each cell\'s policy loss did, from its runs\' `{run_files.METRICS_FILE}`: '
            f'medians over the last {TAIL:.0%} of each run\'s logged gradient steps, mean '
            'over seeds. Weights all 1: plain cloning. KL from uniform (over the prior '
            f'samples of one state) below {NEAR_UNIFORM_KL} nats: the weights barely differ, '

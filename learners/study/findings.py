@@ -39,11 +39,13 @@ class Result:
   label: str
   mean: float
   ci95: tuple
+  cell_key: tuple = ()  # (method, budget, offline_episodes); () for the teacher.
 
   @classmethod
   def of_cell(cls, cell: study_results.Cell) -> 'Result':
     return cls(f'{cell.method} at {cell.budget} ({cell.offline_episodes} offline, '
-               f'n={cell.n_seeds})', cell.mean, tuple(cell.interval()))
+               f'n={cell.n_seeds})', cell.mean, tuple(cell.interval()),
+               (cell.method, cell.budget, cell.offline_episodes))
 
   @classmethod
   def of_teacher(cls, teacher: dict) -> 'Result':
@@ -72,6 +74,9 @@ class Finding:
   verdicts: list  # One per comparison; empty: not measured.
   lines: list  # The comparisons, as text.
   note: str = ''
+  # (method, budget, offline_episodes) of the cells compared: the diagnostics'
+  # evidence for a claim that fails (learners.study.diagnostics).
+  cells: list = dataclasses.field(default_factory=list)
 
   @property
   def verdict(self) -> str:
@@ -92,6 +97,8 @@ class Finding:
 def _compare(finding: Finding, left: Result, right: Result, higher: bool = True) -> None:
   v = verdict(left, right, higher)
   finding.verdicts.append(v)
+  finding.cells += [r.cell_key for r in (left, right) if r.cell_key and r.cell_key not in
+                    finding.cells]
   finding.lines.append(f'{left.format()} {">=" if higher else "<"} {right.format()}')
 
 
@@ -145,6 +152,7 @@ def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
     else:
       c.verdicts.append(FAILS if verdict(best_result, scored[nearest_half.offline_episodes])
                         == HOLDS else FAILS_MEANS)
+    c.cells += [(x.method, x.budget, x.offline_episodes) for x in tried]
     c.lines.append(f'budget {budget}: best proportion {best.proportion:.2f} ('
                    + ', '.join(f'{x.proportion:.2f}: {pct(x.mean)}' for x in tried) + ')'
                    + ('; the best stands apart from every other' if apart else

@@ -346,7 +346,7 @@ def write_report(workdir: str, output: Optional[str] = None,
   lines += ['## The paper\'s findings, checked', '', findings_lib.format_findings(findings), '']
   diagnostics = diagnostics_lib.study_diagnostics(study)
   lines += ['## Why, from the training logs', '',
-            diagnostics_lib.format_diagnostics(diagnostics), '']
+            diagnostics_lib.format_diagnostics(diagnostics, findings), '']
   titles = {'fig3_success_vs_budget.png': 'Fig. 3 equivalent: success vs budget (each '
                                           'method at its best offline proportion)',
             'fig4_success_vs_offline_proportion.png': 'Fig. 4 equivalent: success vs '
