@@ -9,6 +9,8 @@
   recommend  the split recommender, the teacher as its baseline (`python -m learners.study.recommend`)
   findings   the paper's findings (a)-(e) checked on the main grid
   export     the report's numbers as results.json
+  diagnostics  why, from each cell's training logs (the report's evidence for failed claims)
+  compare    two studies' results.json side by side (`python -m learners.study.compare`)
   stability  the checkpoint-to-checkpoint swing of runs' success (`python -m learners.study.stability`)
 
 Imports the run config and the method table, never TensorFlow at module level.
