@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from envs import evaluate as envs_evaluate
+from learners.study import figures
 from learners.study import findings
 from learners.study import recommend
 from learners.study import report
@@ -155,7 +156,8 @@ def test_study_report_writes_figures_and_tables(tmp_path):
   text = open(path).read()
   out = os.path.dirname(path)
   for name in ('fig3_success_vs_budget.png', 'fig4_success_vs_offline_proportion.png',
-               'fig5_learning_curves.png', 'fig5_sweep_batch.png'):
+               'fig5_learning_curves.png', 'fig5_sweep_batch.png',
+               'fig_offline_learning_curves.png'):
     assert os.path.getsize(os.path.join(out, name)) > 5000, name
     assert f']({name})' in text
   lo, hi = study_results.wilson_interval(80, 100)
@@ -244,18 +246,18 @@ def test_study_results_json_known_rows_and_same_bytes(tmp_path):
 def test_study_figures_draw_seeds_and_teacher_band(tmp_path):
   study = study_results.load_study(make_study(
       str(tmp_path), [('CRR', 100, 100, 0, 10, 100), ('CRR', 100, 100, 1, 30, 100)]))
-  fig, ax = report.plt.subplots()
-  band = report._teacher_band(ax, study, 'triplet1', 'generalization')  # pylint: disable=protected-access
+  fig, ax = figures.plt.subplots()
+  band = figures._teacher_band(ax, study, 'triplet1', 'generalization')  # pylint: disable=protected-access
   # The teacher's 30/100 Wilson interval, in percent.
   assert band.get_y() == pytest.approx(21.89, abs=0.01)
   assert band.get_y() + band.get_height() == pytest.approx(39.59, abs=0.01)
   assert [l.get_ydata()[0] for l in ax.lines] == [pytest.approx(30.0)]  # The dashed mean.
-  report._seeds_and_means(ax, [100.0], study.select(), span=100.0)  # pylint: disable=protected-access
+  figures._seeds_and_means(ax, [100.0], study.select(), span=100.0)  # pylint: disable=protected-access
   (dots,) = ax.collections[-1:]
   # Seeds at 10 % and 30 %, 2 % of the x span either side of the mean's x.
   np.testing.assert_allclose(dots.get_offsets(), [[98.0, 10.0], [102.0, 30.0]])
-  assert report._teacher_band(ax, study, 'triplet1', 'mastery') is None  # pylint: disable=protected-access
-  report.plt.close(fig)
+  assert figures._teacher_band(ax, study, 'triplet1', 'mastery') is None  # pylint: disable=protected-access
+  figures.plt.close(fig)
 
 
 def test_study_findings_known_answers(tmp_path):
@@ -302,3 +304,14 @@ def test_study_findings_fail_and_not_measured(tmp_path):
   assert found['b'].verdict == findings.FAILS  # 60 % [50.2, 69.1] below 90 % [82.6, 94.5].
   assert found['c'].verdict == findings.FAILS  # 25 % offline best, apart from 50 %.
   assert found['e'].verdict == findings.NOT_MEASURED and 'needs' in found['e'].note
+
+
+def test_study_offline_curve_is_success_vs_grad_steps(tmp_path):
+  study = study_results.load_study(make_study(str(tmp_path), RESULTS))
+  (crr,) = study.select(method='CRR', budget=100)
+  # Two seeds of 20/100 final, 10/100 at the half-way eval (grad step 500).
+  points = figures._mean_curve(crr, x='grad_step')  # pylint: disable=protected-access
+  assert [(x, rate) for x, rate, _ in points] == [(500.0, 0.1), (1000.0, 0.2)]
+  assert points[0][2] == pytest.approx(study_results.wilson_interval(20, 200))
+  # By episodes spent (Fig. 5), both points sit at the budget: why offline runs need this one.
+  assert {x for x, _, _ in figures._mean_curve(crr)} == {100.0}  # pylint: disable=protected-access
