@@ -5,7 +5,8 @@
   cost       the dry run's estimate
   runner     datasets, teacher evaluation, launcher subprocesses (`python -m learners.study`)
   results    a study's results on disk -> cells with 95 % intervals
-  report     figures and tables (`python -m learners.study.report`)
+  report     the Markdown report and its tables (`python -m learners.study.report`)
+  figures    the report's figures (Figs. 3, 4, 5, offline learning curves)
   recommend  the split recommender, the teacher as its baseline (`python -m learners.study.recommend`)
   findings   the paper's findings (a)-(e) checked on the main grid
   export     the report's numbers as results.json
