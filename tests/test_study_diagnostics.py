@@ -63,22 +63,23 @@ def test_cell_means_over_seeds_in_report_and_results_json(tmp_path):
   assert rows['CRR']['tail_medians'] == pytest.approx(
       {'weight_min': 0.015, 'weight_max': 2.5, 'eta': 1.0, 'q_batch_mean': 40.0})
   assert rows['CRR']['reading'] == 're-weights the data'
+  assert rows['CRR']['grad_steps'] == 1000  # From each run's summary: the steps trained.
   assert rows['BC'] == dict(rows['BC'], runs_logged=0, tail_medians={},
                             reading='no training log')
   table = diagnostics.format_diagnostics(list(rows.values()))
   # Q spread / eta = 0.05 / 0.5.
-  assert ('| grid | R-CRR | 100 | 50 | 0.8–1.2 | 0.004 | 0.1 | 0.75 | – | – | '
+  assert ('| grid | R-CRR | 100 | 50 | 1,000 | 0.8–1.2 | 0.004 | 0.1 | 0.75 | – | – | '
           'near-uniform weights: imitates its prior |') in table
-  assert '| grid | CRR | 100 | 100 | 0.015–2.5 | – | – | – | 40.0 | – |' in table
+  assert '| grid | CRR | 100 | 100 | 1,000 | 0.015–2.5 | – | – | – | 40.0 | – |' in table
 
   path = report.write_report(root, episodes_per_hour=50)
   text = open(path).read()
   assert '## Why, from the training logs' in text
   # R-CRR at 10 % vs CRR at 25 %: claim (b) fails, and the report names both losses.
   assert ('- (b) fails in the means, triplet1, generalization, state: R-CRR at 100 (50 '
-          'offline): near-uniform weights: imitates its prior (weights 0.8–1.2, KL from '
-          'uniform 0.004 nats, Q spread / η 0.1, teacher share 0.75); CRR at 100 (100 '
-          'offline): re-weights the data (weights 0.015–2.5).') in text
+          'offline): near-uniform weights: imitates its prior (1,000 grad steps, weights '
+          '0.8–1.2, KL from uniform 0.004 nats, Q spread / η 0.1, teacher share 0.75); CRR at '
+          '100 (100 offline): re-weights the data (1,000 grad steps, weights 0.015–2.5).') in text
   data = json.load(open(os.path.join(os.path.dirname(path), 'results.json')))
   assert [(r['method'], r['runs_logged']) for r in data['diagnostics']] == [
       ('BC', 0), ('CRR', 2), ('R-CRR', 1)]

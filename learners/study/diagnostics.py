@@ -72,8 +72,18 @@ def reading(values: dict) -> str:
   return 're-weights the data'
 
 
+def _grad_steps(run_dir: str) -> Optional[int]:
+  path = os.path.join(run_dir, run_files.SUMMARY_FILE)
+  if not os.path.exists(path):
+    return None
+  return run_files.read_json(path)['final_eval'].get('grad_step')
+
+
 def cell_row(cell: study_results.Cell) -> dict:
   """The mean over the cell's seeds of each run's tail medians, and the reading."""
+  # Gradient steps differ by method at one budget (offline runs train a fixed count,
+  # online ones one per env_steps_per_grad_step env steps): part of any "why".
+  steps = [s for s in map(_grad_steps, cell.run_dirs) if s is not None]
   per_run = [tail_medians(os.path.join(d, run_files.METRICS_FILE)) for d in cell.run_dirs]
   per_run = [r for r in per_run if r]
   values = {k: float(np.mean([r[k] for r in per_run if k in r]))
@@ -81,7 +91,8 @@ def cell_row(cell: study_results.Cell) -> dict:
   return {'sweep': cell.sweep, 'overrides': dict(cell.overrides), 'method': cell.method,
           'triplet': cell.triplet, 'teacher': cell.teacher, 'obs': cell.obs,
           'budget': cell.budget, 'offline_episodes': cell.offline_episodes,
-          'runs_logged': len(per_run), 'tail_medians': values, 'reading': reading(values)}
+          'runs_logged': len(per_run), 'tail_medians': values, 'reading': reading(values),
+          'grad_steps': round(float(np.mean(steps))) if steps else None}
 
 
 def study_diagnostics(study: study_results.Study) -> list:
@@ -107,6 +118,8 @@ def _summary(row: dict) -> str:
            f'Q spread / η {_q_spread(v)}' if _q_spread(v) else '',
            f'teacher share {v["teacher_fraction"]:.2f}' if v.get('teacher_fraction') else '']
   parts = [p for p in parts if p]
+  if row.get('grad_steps') is not None:
+    parts.insert(0, f'{row["grad_steps"]:,} grad steps')
   return row['reading'] + (f' ({", ".join(parts)})' if parts else '')
 
 
@@ -136,21 +149,23 @@ def format_diagnostics(rows: Sequence[dict],
               *[f'- {e}' for e in failing], '']
   lines += [f'What each cell\'s policy loss did, from its runs\' `{run_files.METRICS_FILE}`: '
            f'medians over the last {TAIL:.0%} of each run\'s logged gradient steps, mean '
-           'over seeds. Weights all 1: plain cloning. KL from uniform (over the prior '
+           'over seeds; "grad steps" as trained, from each run\'s summary. Weights all 1: '
+           'plain cloning. KL from uniform (over the prior '
            f'samples of one state) below {NEAR_UNIFORM_KL} nats: the weights barely differ, '
            'so the method imitates its prior (R-CRR: the teacher\'s and the batch\'s '
            'actions; MPO: its own target policy). "Q spread / η": the std of Q among the '
            'sampled actions of one state over the temperature; the weights can be no more '
            'uneven than this allows.', '',
-           '| sweep | method | budget | offline | weights min–max | KL from uniform | '
-           'Q spread / η | teacher share of prior | Q mean | policy σ | reading |',
-           '|---' * 11 + '|']
+           '| sweep | method | budget | offline | grad steps | weights min–max | '
+           'KL from uniform | Q spread / η | teacher share of prior | Q mean | policy σ | '
+           'reading |', '|---' * 12 + '|']
   for r in rows:
     v = r['tail_medians']
     sweep = r['sweep'] + ''.join(f' {k}={x}' for k, x in sorted(r['overrides'].items()))
     weights = (f'{v["weight_min"]:.3g}–{v["weight_max"]:.3g}' if 'weight_min' in v else '–')
+    steps = '–' if r.get('grad_steps') is None else f'{r["grad_steps"]:,}'
     lines.append(f'| {sweep} | {r["method"]} | {r["budget"]} | {r["offline_episodes"]} | '
-                 f'{weights} | {_num(v, "kl_nonparametric", ".3g")} | '
+                 f'{steps} | {weights} | {_num(v, "kl_nonparametric", ".3g")} | '
                  f'{_q_spread(v) or "–"} | {_num(v, "teacher_fraction", ".2f")} | '
                  f'{_num(v, "q_batch_mean", ".1f")} | {_num(v, "policy_stddev", ".3f")} | '
                  f'{r["reading"]} |')
