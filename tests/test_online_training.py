@@ -100,6 +100,16 @@ def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
   assert os.listdir(os.path.join(config.workdir, run_files.TENSORBOARD_DIR))
 
 
+def test_several_grad_steps_per_update(data_dir, tmp_path):
+  """grad_steps_per_update 3: each update (every 5th env step, replay ready) runs 3."""
+  config = _config(data_dir, tmp_path / 'run', 'R-CRR', grad_steps_per_update=3)
+  loop.train(config, log=lambda *a: None)
+  ledger = ledger_lib.Ledger.read(config.workdir)
+  assert ledger.done and ledger.env_steps == 3 * STEPS
+  assert ledger.grad_steps == 3 * ((ledger.env_steps - STEPS) // 5 + 1)  # 27, not 9.
+  assert ledger.offline_items + ledger.online_items == ledger.grad_steps * config.batch_size
+
+
 def test_mixed_batches_have_exact_counts_and_follow_the_schedule(data_dir):
   episodes = teacher_dataset.load_teacher_dataset(
       f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}', data_dir)

@@ -106,6 +106,22 @@ def test_grad_schedule_known_answers():
   assert awac.due(3, 40, 10, replay_inserts=100) == 5
 
 
+def test_grad_schedule_several_steps_per_update():
+  # One update per env step, 5 grad steps each: an online run trains 5x faster than it acts.
+  s = grad_schedule.GradSchedule(env_steps_per_grad_step=1, min_replay_size=100,
+                                 needs_online=lambda step: step >= 3, grad_steps_per_update=5)
+  # Steps 0-2 need no replay; step 3 waits for it, also within one update.
+  assert s.due(0, 0, 1, replay_inserts=0) == 3
+  assert s.due(3, 1, 2, replay_inserts=100) == 13
+  # Every 2nd env step, 3 grad steps: 6 env steps call for 9.
+  s = grad_schedule.GradSchedule(2, 1, lambda step: False, grad_steps_per_update=3)
+  assert s.due(0, 0, 6, replay_inserts=0) == 9
+  with pytest.raises(ValueError, match='grad_steps_per_update must be >= 1'):
+    config_lib.check_config(config_lib.RunConfig(
+        method='R-CRR', budget=10, offline_episodes=5, workdir='unused',
+        grad_steps_per_update=0))
+
+
 def test_grad_schedule_is_the_same_per_step_or_per_episode():
   """The synchronous loop asks each env step, the actor pool once per episode."""
   s, steps, min_replay = _schedule(min_replay=30), 20, 30

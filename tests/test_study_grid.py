@@ -170,6 +170,11 @@ def test_study_cost_arithmetic():
   assert cost.env_steps == (90 + evals) * 400
   crr = cost_lib.run_cost(by[('CRR', 60, 60)])
   assert (crr.online_episodes, crr.grad_steps) == (0, 4000)
+  # 3 grad steps per update, one update per env step: 15x the default's steps.
+  slow = by[('R-CRR', 120, 30)]
+  fast = grid.Run(dict(slow.settings, env_steps_per_grad_step=1, grad_steps_per_update=3),
+                  slow.sweep, slow.overrides)
+  assert cost_lib.run_cost(fast).grad_steps == 90 * 400 * 3
 
 
 def test_study_dry_run_cli(tmp_path, capsys):

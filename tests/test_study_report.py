@@ -288,7 +288,7 @@ def test_study_findings_known_answers(tmp_path):
       ('d', 'holds'), ('e', 'holds')]
   text = open(os.path.join(root, 'report', 'report.md')).read()
   assert "## The paper's findings, checked" in text and '| (c) |' in text
-  assert 'one gradient step per [5] env steps (the paper: 5)' in text
+  assert 'Online runs take 1 gradient step per 5 env steps (the paper: 1 per 5).' in text
   assert 'Polyak' not in text  # No run evaluated an EMA copy.
 
 

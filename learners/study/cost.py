@@ -39,7 +39,8 @@ def _grad_steps(config: Mapping[str, Any], kind: str) -> int:
   pretrain = (config['offline_pretrain_steps'] if config['offline_pretrain_steps'] is not None
               else methods_lib.get_method(config['method']).pretrain_steps)
   online_steps = (config['budget'] - config['offline_episodes']) * config['episode_steps']
-  return pretrain + online_steps // config['env_steps_per_grad_step']
+  return pretrain + (online_steps // config['env_steps_per_grad_step']
+                     * config.get('grad_steps_per_update', 1))
 
 
 def run_cost(run: Run) -> Cost:

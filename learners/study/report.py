@@ -93,10 +93,12 @@ def _settings_notes(study) -> list:
     notes.append(f'Full {specs.EPISODE_STEPS}-step episodes.')
   grads = sorted({c['grad_steps'] for c in configs})
   notes.append(f'Offline-only methods train {grads} gradient steps (the paper: 1 000 000).')
-  rates = sorted({c.get('env_steps_per_grad_step', 5) for c in configs
-                  if c['offline_episodes'] != c['budget']})
+  rates = sorted({(c.get('grad_steps_per_update', 1), c.get('env_steps_per_grad_step', 5))
+                  for c in configs if c['offline_episodes'] != c['budget']})
   if rates:
-    notes.append(f'Online runs take one gradient step per {rates} env steps (the paper: 5).')
+    notes.append('Online runs take ' + ' or '.join(f'{k} gradient step{"s" * (k > 1)} per {n} '
+                                                   'env steps' for k, n in rates)
+                 + ' (the paper: 1 per 5).')
   emas = sorted({c.get('policy_ema', 0.0) for c in configs} - {0.0})
   if emas:
     notes.append(f'Evaluations score a Polyak-averaged copy of the policy (decay {emas}); '

@@ -72,6 +72,10 @@ class RunConfig:
       None, 'offline-only steps before collection (default: from the method schedule, '
       'AWAC 500000)')
   env_steps_per_grad_step: int = _identity(5, 'fixed update rate of online methods')
+  grad_steps_per_update: int = _identity(
+      1, 'gradient steps each update of online methods runs (every env_steps_per_grad_step '
+      'env steps); > 1 trains more than once per env step, e.g. to give an online run an '
+      'offline run\'s gradient steps at a small budget')
   num_actors: int = _identity(
       1, '1: synchronous loop in this process; N > 1: N actor processes feeding the '
       'Reverb server over gRPC (docs/launch.md)')
@@ -210,7 +214,8 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
     raise ledger_lib.BudgetError(f'{method.name} samples the teacher dataset; pass '
                                  '--offline_episodes > 0.')
   _check_names(config, uses_dataset)
-  for name in ('batch_size', 'env_steps_per_grad_step', 'episode_steps', 'num_actors',
+  for name in ('batch_size', 'env_steps_per_grad_step', 'grad_steps_per_update',
+               'episode_steps', 'num_actors',
                'n_step', 'min_replay_size', 'variable_update_period', 'grad_steps_per_call',
                'log_every', 'final_eval_episodes'):
     if getattr(config, name) < 1:

@@ -1,7 +1,8 @@
 """How many gradient steps a run's env steps call for: one rule for every loop.
 
-Every `env_steps_per_grad_step`-th env step calls for one gradient step, if
-the replay is ready for the step's batch then: a batch that needs replay
+Every `env_steps_per_grad_step`-th env step calls for `grad_steps_per_update`
+gradient steps (1 unless set: the paper's rule), each if the replay is ready
+for its batch then: a batch that needs replay
 items waits until the actors have inserted `min_replay_size` transitions.
 An episode's transitions reach the replay at its last env step, so within an
 episode the readiness is that of the inserts before it.
@@ -22,6 +23,7 @@ class GradSchedule:
   min_replay_size: int
   # needs_online(step): whether grad step `step`'s batch holds replay items.
   needs_online: Callable[[int], bool]
+  grad_steps_per_update: int = 1
 
   def ready(self, step: int, replay_inserts: int) -> bool:
     """Can grad step `step` run with `replay_inserts` transitions in the replay?"""
@@ -34,6 +36,9 @@ class GradSchedule:
     `replay_inserts` is the replay's insert count during those env steps.
     """
     for t in range(env_steps + 1, env_steps + new_env_steps + 1):
-      if t % self.env_steps_per_grad_step == 0 and self.ready(grad_steps, replay_inserts):
-        grad_steps += 1
+      if t % self.env_steps_per_grad_step:
+        continue
+      for _ in range(self.grad_steps_per_update):
+        if self.ready(grad_steps, replay_inserts):
+          grad_steps += 1
     return grad_steps

@@ -79,7 +79,8 @@ class Run:
     self.learner, self.ledger = parts.learner, parts.ledger
     self.workdir = config.workdir
     self.schedule = grad_schedule.GradSchedule(config.env_steps_per_grad_step,
-                                               config.min_replay_size, parts.mixer.needs_online)
+                                               config.min_replay_size, parts.mixer.needs_online,
+                                               config.grad_steps_per_update)
     # Online runs bound the wait for a batch: a lost Reverb server would block
     # its sampler for ever.  The slack covers the offline stream's start-up.
     self.prefetcher = mixer_lib.Prefetcher(

@@ -33,8 +33,10 @@ def _poll(run, timeout: float) -> list:
 def online_phase(run) -> None:
   """Runs `run`'s actor pool until the budget is spent (see the module docstring)."""
   c, ledger, pool = run.config, run.ledger, run.parts.pool
-  max_lag = c.num_actors * math.ceil(c.episode_steps / c.env_steps_per_grad_step)
-  publish_every = max(1, c.variable_update_period // c.env_steps_per_grad_step)
+  # Grad steps per env step: grad_steps_per_update / env_steps_per_grad_step.
+  k, n = c.grad_steps_per_update, c.env_steps_per_grad_step
+  max_lag = c.num_actors * math.ceil(c.episode_steps * k / n)
+  publish_every = max(1, c.variable_update_period * k // n)
   publisher = distributed.VariablePublisher(
       run.parts.replay.address, run.learner.policy.variables, c.replay_timeout_ms)
   due = ledger.grad_steps
