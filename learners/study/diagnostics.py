@@ -72,18 +72,11 @@ def reading(values: dict) -> str:
   return 're-weights the data'
 
 
-def _grad_steps(run_dir: str) -> Optional[int]:
-  path = os.path.join(run_dir, run_files.SUMMARY_FILE)
-  if not os.path.exists(path):
-    return None
-  return run_files.read_json(path)['final_eval'].get('grad_step')
-
-
 def cell_row(cell: study_results.Cell) -> dict:
   """The mean over the cell's seeds of each run's tail medians, and the reading."""
   # Gradient steps differ by method at one budget (offline runs train a fixed count,
   # online ones one per env_steps_per_grad_step env steps): part of any "why".
-  steps = [s for s in map(_grad_steps, cell.run_dirs) if s is not None]
+  steps = [s for s in cell.grad_steps if s is not None]  # Read from the summaries.
   per_run = [tail_medians(os.path.join(d, run_files.METRICS_FILE)) for d in cell.run_dirs]
   per_run = [r for r in per_run if r]
   values = {k: float(np.mean([r[k] for r in per_run if k in r]))

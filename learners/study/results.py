@@ -69,6 +69,7 @@ class Cell:
   seeds: list = dataclasses.field(default_factory=list)
   curves: list = dataclasses.field(default_factory=list)  # Per seed: eval.json entries.
   run_dirs: list = dataclasses.field(default_factory=list)  # Per seed.
+  grad_steps: list = dataclasses.field(default_factory=list)  # Per seed, as trained.
 
   @property
   def proportion(self) -> float:
@@ -150,6 +151,7 @@ def load_study(workdir: str) -> Study:
     cell.seeds.append(c['seed'])
     cell.curves.append(evals)
     cell.run_dirs.append(run_dir)
+    cell.grad_steps.append(final.get('grad_step'))
   teachers_path = os.path.join(workdir, TEACHERS_FILE)
   if os.path.exists(teachers_path):
     teachers, source = run_files.read_json(teachers_path)['cells'], (
