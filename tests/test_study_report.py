@@ -273,6 +273,9 @@ def test_study_findings_known_answers(tmp_path):
   # whose interval reaches into it: the means only.
   assert found['b'].verdict == findings.HOLDS_MEANS
   assert 'R-CRR at 100 (50 offline' in found['b'].lines[0]
+  # At 200 R-CRR (80 % [71.1, 86.7], one seed) stands above CRR's 60 %: in the note only.
+  assert found['b'].verdicts == [findings.HOLDS_MEANS]
+  assert 'at 200 (not the claim\'s budget): holds: R-CRR at 200 (100 offline' in found['b'].note
   # (c) half is best at both budgets; apart from the others only at 200 (80 % vs
   # 50 % and 60 %), not at 100 (30 % vs 25 %).
   assert found['c'].verdicts == [findings.HOLDS_MEANS, findings.HOLDS]
