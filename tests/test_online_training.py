@@ -16,6 +16,7 @@ from learners.training import config as config_lib
 from learners.training import ledger as ledger_lib
 from learners.training import loop
 from learners.training import mixer as mixer_lib
+from learners.training import setup
 from learners.training import workdir as run_files
 from pipelines import build_teacher_datasets
 from pipelines import episode_log
@@ -208,6 +209,36 @@ def test_offline_stream_is_a_function_of_seed_and_item(data_dir):
   # Epoch pipelines are destroyed at every boundary; with autotuning on, that
   # froze the learner process for seconds (see `offline_epoch`).
   assert not mixer_lib.offline_epoch(episodes, 5, 0, cfg).options().autotune.enabled
+
+
+def test_offline_filter_keeps_the_successful_episodes(data_dir, tmp_path):
+  episodes = teacher_dataset.load_teacher_dataset(
+      f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}', data_dir)
+  # 20-step episodes never stack: mark the even-indexed half successful.
+  marked = episodes.map(lambda ep: dict(ep, success=ep['episode_index'] % 2 == 0))
+  config = _config(data_dir, tmp_path / 'run', 'BC', offline_filter='successful')
+  kept, count = setup.filter_offline(config, marked, log=lambda _: None)
+  assert count == OFFLINE // 2
+  assert sorted(int(ep['episode_index']) for ep in kept) == [0, 2, 4, 6]
+  # One epoch of the filtered stream is exactly the kept episodes' transitions
+  # (offline_chunks raises if an epoch's count differs).
+  chunks = mixer_lib.offline_chunks(kept, count * STEPS, seed=0,
+                                    config=mixer_lib.OfflineStreamConfig(chunk=STEPS))
+  assert sum(len(next(chunks)['action']) for _ in range(count + 1)) == (count + 1) * STEPS
+  unfiltered = _config(data_dir, tmp_path / 'run', 'BC')
+  assert setup.filter_offline(unfiltered, marked)[1] == OFFLINE
+
+
+def test_offline_filter_without_successes_is_refused_before_training(data_dir, tmp_path):
+  config = _config(data_dir, tmp_path / 'run', 'BC', offline_filter='successful')
+  with pytest.raises(config_lib.TrainingError, match='none of the 8 teacher episodes'):
+    loop.train(config)  # No 20-step teacher episode stacks.
+  assert not os.path.exists(os.path.join(config.workdir, 'checkpoints'))
+  with pytest.raises(ValueError, match='Unknown offline_filter'):
+    config_lib.check_config(dataclasses.replace(config, offline_filter='best'))
+  with pytest.raises(ValueError, match='does not sample'):
+    config_lib.check_config(_config(data_dir, tmp_path / 'dagger', 'DAgger',
+                                    offline_filter='successful'))
 
 
 def test_budget_and_method_errors_come_before_any_work(tmp_path):

@@ -41,6 +41,7 @@ class Stopped(TrainingError):
 
 
 ACTOR_ENGINES = ('processes', 'ray')
+OFFLINE_FILTERS = ('all', 'successful')
 
 
 def _identity(default: Any, help: Optional[str] = None):  # pylint: disable=redefined-builtin
@@ -143,6 +144,12 @@ class RunConfig:
       True, 'num_actors 1: run the grad steps on their own thread while the env steps')
   # Changes the offline item order, so a resume must keep it.
   offline_shuffle: int = _identity(10_000)
+  # Filtered BC ("%BC", Chen et al. 2021) is the plain baseline for what
+  # CRR's critic is meant to do: keep the teacher's good episodes, drop the rest.
+  offline_filter: str = _identity(
+      'all', "teacher episodes the learner trains on: 'all', or 'successful' (only those "
+      'whose success flag is set: BC on them is filtered BC); the budget still counts every '
+      'offline episode, the robot ran them all')
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -220,6 +227,12 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
                'log_every', 'final_eval_episodes'):
     if getattr(config, name) < 1:
       raise ValueError(f'{name} must be >= 1, got {getattr(config, name)}.')
+  if config.offline_filter not in OFFLINE_FILTERS:
+    raise ValueError(f'Unknown offline_filter {config.offline_filter!r}; valid: '
+                     f'{", ".join(OFFLINE_FILTERS)}.')
+  if config.offline_filter != 'all' and not uses_dataset:
+    raise ValueError(f'offline_filter {config.offline_filter!r} filters the teacher dataset, '
+                     f'which {method.name} does not sample.')
   if config.actor_engine not in ACTOR_ENGINES:
     raise ValueError(f'Unknown actor_engine {config.actor_engine!r}; valid: '
                      f'{", ".join(ACTOR_ENGINES)}.')

@@ -91,6 +91,25 @@ def load_or_build_dataset(config: config_lib.RunConfig, log=print) -> tf.data.Da
   return teacher_dataset.load_teacher_dataset(name, data_dir)
 
 
+def filter_offline(config: config_lib.RunConfig, episodes: tf.data.Dataset,
+                   log=print) -> tuple[tf.data.Dataset, int]:
+  """The teacher episodes the learner trains on (`offline_filter`), and how many."""
+  if config.offline_filter == 'all':
+    return episodes, config.offline_episodes
+  kept = episodes.filter(lambda episode: episode['success'])
+  # Reads the episode-level flags only; the steps stay undecoded.
+  count = sum(1 for flag in episodes.map(lambda episode: episode['success'])
+              .as_numpy_iterator() if flag)
+  if not count:
+    raise TrainingError(f'offline_filter successful: none of the {config.offline_episodes} '
+                        f'teacher episodes of {teacher_dataset_name(config)} succeeded, so '
+                        'there is nothing to train on. Use a larger dataset or '
+                        '--offline_filter all.')
+  log(f'offline_filter successful: training on the {count} successful teacher episodes of '
+      f'{config.offline_episodes} (the budget counts all {config.offline_episodes}).')
+  return kept, count
+
+
 def network_config(config: config_lib.RunConfig) -> networks.NetworkConfig:
   return networks.NetworkConfig(encoder_size=config.network_size,
                                 policy_torso=(config.network_size,),
@@ -239,8 +258,13 @@ def check_restored_replay(config: config_lib.RunConfig, replay: replay_lib.Repla
 
 def make_mixer(config: config_lib.RunConfig, episodes: Optional[tf.data.Dataset],
                replay: Optional[replay_lib.ReplayServer], ledger: ledger_lib.Ledger,
-               offline_fraction: Callable[[int], float]) -> mixer_lib.Mixer:
-  """Offline stream from the ledger's item on, online batches from the replay."""
+               offline_fraction: Callable[[int], float],
+               train_episodes: int) -> mixer_lib.Mixer:
+  """Offline stream from the ledger's item on, online batches from the replay.
+
+  `train_episodes`: how many of the teacher episodes `episodes` holds (after
+  `offline_filter`).
+  """
   online = None
   if replay is not None:
     # A generator: sampling starts only once the learner asks for replay items.
@@ -255,7 +279,7 @@ def make_mixer(config: config_lib.RunConfig, episodes: Optional[tf.data.Dataset]
       raise TrainingError(f'Ledger offline items {start} != {expected} implied by the '
                           'schedule at this step.')
     offline = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(
-        episodes, config.offline_episodes * config.episode_steps, config.seed,
+        episodes, train_episodes * config.episode_steps, config.seed,
         start_item=start, config=mixer_lib.OfflineStreamConfig(
             n_step=config.n_step, gamma=config.gamma, item_shuffle=config.offline_shuffle)))
   return mixer_lib.Mixer(config.batch_size, offline_fraction, offline, online)
@@ -272,7 +296,9 @@ def build(config: config_lib.RunConfig, log=print) -> Parts:
   workdir_lib.write_json_atomic(
       os.path.join(config.workdir, workdir_lib.CONFIG_FILE),
       dict(config.to_json(), method_row=repr(method), pretrain_steps_resolved=pretrain_steps))
-  episodes = load_or_build_dataset(config, log) if config.offline_episodes else None
+  episodes, train_episodes = None, 0
+  if config.offline_episodes:
+    episodes, train_episodes = filter_offline(config, load_or_build_dataset(config, log), log)
   learner = make_learner(config, method)
   ledger, replay_checkpoint = restore_ledger(config, online_budget, learner, resuming, log)
 
@@ -295,7 +321,7 @@ def build(config: config_lib.RunConfig, log=print) -> Parts:
       ledger.resumes += 1  # A restart that ingests a log is a resume without a checkpoint.
     if resuming and not rebuild_replay:
       check_restored_replay(config, replay, ledger, replay_checkpoint)
-  mixer = make_mixer(config, episodes, replay, ledger, offline_fraction)
+  mixer = make_mixer(config, episodes, replay, ledger, offline_fraction, train_episodes)
   evaluator = evaluation.Evaluator(config.triplet, config.obs, config.episode_steps,
                                    config.image_size)
   return Parts(method=method, pretrain_steps=pretrain_steps, resuming=resuming,
