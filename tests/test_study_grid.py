@@ -10,6 +10,7 @@ import yaml
 
 from learners.study import cost as cost_lib
 from learners.study import grid
+from learners.study import progress_lines
 from learners.study import runner
 from learners.study import spec as spec_lib
 from learners.training import workdir as run_files
@@ -191,15 +192,17 @@ def test_study_dry_run_cli(tmp_path, capsys):
 def test_study_progress_line_of_a_run_in_progress(tmp_path):
   run_dir = str(tmp_path / 'R-CRR_x')
   os.makedirs(run_dir)
-  assert runner.progress_line(run_dir) is None  # Not started.
+  assert progress_lines.progress_line(run_dir) is None  # Not started.
   run_files.write_json_atomic(os.path.join(run_dir, run_files.PROGRESS_FILE), dict(
       spent=41, budget=60, grad_steps=641, online_success=0.125, eval_success=None,
       time=time.time()))
-  line = runner.progress_line(run_dir)
+  line = progress_lines.progress_line(run_dir)
   assert line.startswith('  R-CRR_x: 41/60 episodes, 641 grad steps, online success 12%, '
                          'last eval - (')
+  # Written before this invocation started: a stopped run waiting for its resume.
+  assert progress_lines.progress_line(run_dir, since=time.time() + 1) is None
   run_files.write_json_atomic(os.path.join(run_dir, run_files.SUMMARY_FILE), {})
-  assert runner.progress_line(run_dir) is None  # Done: no line.
+  assert progress_lines.progress_line(run_dir) is None  # Done: no line.
 
 
 def test_study_run_killed_after_its_summary_counts_as_done(tmp_path, monkeypatch):

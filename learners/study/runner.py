@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from learners import methods as methods_lib
 from learners.study import cost as cost_lib
+from learners.study import progress_lines
 from learners.study import results
 from learners.study.grid import Run, dataset_groups, expand, run_state
 from learners.study.spec import SpecError, StudySpec, load_spec
@@ -169,42 +170,6 @@ class Launches:
 _STOPPED = 'stopped'  # execute()'s exit code for a run a stop kept from starting.
 
 
-def progress_line(run_dir: str) -> Optional[str]:
-  """One line for an unfinished run that has started: budget spent, grad steps, success."""
-  progress = os.path.join(run_dir, run_files.PROGRESS_FILE)
-  if (not os.path.exists(progress)
-      or os.path.exists(os.path.join(run_dir, run_files.SUMMARY_FILE))):
-    return None
-  p = run_files.read_json(progress)
-  pct = lambda x: '-' if x is None else f'{100 * x:.0f}%'
-  return (f'  {os.path.basename(run_dir)}: {p["spent"]}/{p["budget"]} episodes, '
-          f'{p["grad_steps"]} grad steps, online success {pct(p["online_success"])}, '
-          f'last eval {pct(p["eval_success"])} ({time.time() - p["time"]:.0f} s ago)')
-
-
-class ProgressLines:
-  """Every `period_s`, a line per run in progress (either engine: it reads the run folders)."""
-
-  def __init__(self, run_dirs: Sequence[str], period_s: float):
-    self._run_dirs, self._period_s = list(run_dirs), period_s
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._loop, name='progress', daemon=True)
-
-  def _loop(self) -> None:
-    while not self._stop.wait(self._period_s):
-      lines = [l for l in map(progress_line, self._run_dirs) if l]
-      if lines:
-        tqdm.write(time.strftime('%H:%M:%S') + ' runs in progress:\n' + '\n'.join(lines))
-
-  def __enter__(self) -> 'ProgressLines':
-    if self._period_s > 0:
-      self._thread.start()
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self._stop.set()
-
-
 def execute(run: Run, run_dir: str, data_dir: str,
             launches: Optional[Launches] = None) -> tuple[Run, object, float, str]:
   """One launcher subprocess; returns (run, exit code, seconds, log path)."""
@@ -281,7 +246,7 @@ def run_study(spec: StudySpec, runs: Sequence[Run], workdir: str, workers: int,
   failed = []
   run_dirs = [os.path.join(workdir, results.RUNS_DIR, r.name) for r in todo]
   with tqdm(total=len(todo), desc='runs', unit='run', disable=None) as bar, \
-       ProgressLines(run_dirs, progress_every_s):
+       progress_lines.ProgressLines(run_dirs, progress_every_s):
 
     def on_result(result):
       run, rc, seconds, log_path = result
