@@ -6,6 +6,7 @@ check the report's arithmetic, not any learning result.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -307,6 +308,34 @@ def test_study_findings_fail_and_not_measured(tmp_path):
   assert found['b'].verdict == findings.FAILS  # 60 % [50.2, 69.1] below 90 % [82.6, 94.5].
   assert found['c'].verdict == findings.FAILS  # 25 % offline best, apart from 50 %.
   assert found['e'].verdict == findings.NOT_MEASURED and 'needs' in found['e'].note
+
+
+def test_study_report_sets_the_teacher_data_beside_the_teacher(tmp_path):
+  root = make_study(str(tmp_path / 'study'), [('CRR', 100, 100, 0, 20, 100),
+                                              ('CRR', 100, 100, 1, 20, 100),
+                                              ('DAgger', 100, 0, 0, 5, 100)])
+  data_dir = str(tmp_path / 'data')
+  for run in json.load(open(os.path.join(root, 'study.json')))['runs']:
+    _write(os.path.join(root, 'runs', run['name'], 'config.json'),
+           dict(run['config'], data_dir=data_dir, image_size=64))
+  # The Beam job's card of the 100-episode dataset: 23 of 100 episodes ended stacked.
+  _write(os.path.join(data_dir, 'rgb_stacking_teacher', 'triplet1_generalization_state_100',
+                      '2.0.0', 'metadata.json'),
+         dict(size=100, policy_mode='stochastic', success_rate=0.23, mean_return=31.5))
+  report.write_report(root)
+  data = json.load(open(os.path.join(root, 'report', 'results.json')))
+  # One row: both CRR seeds trained on the same dataset; DAgger on none.
+  assert data['teacher_data'] == [dict(
+      dataset='triplet1_generalization_state_100', triplet='triplet1',
+      teacher='generalization', obs='state', episodes=100, policy_mode='stochastic',
+      success_rate=0.23, mean_return=31.5)]
+  text = open(os.path.join(root, 'report', 'report.md')).read()
+  assert '| triplet1_generalization_state_100 | 100 | stochastic | 23.0% (23) | 31.5 |' in text
+  shutil.rmtree(data_dir)  # Moved since the runs: no card, and the report says so.
+  report.write_report(root)
+  assert json.load(open(os.path.join(root, 'report', 'results.json')))['teacher_data'] == []
+  assert 'No teacher dataset card found' in open(os.path.join(root, 'report',
+                                                              'report.md')).read()
 
 
 def test_study_offline_curve_is_success_vs_grad_steps(tmp_path):

@@ -3,8 +3,9 @@
 For scripts and for diffing two studies: every cell (main grid and sweeps) with
 its per-seed successes and the 95 % interval the report's tables print, the
 teacher evaluation, the recommendation per budget, the paper's findings
-checked (learners.study.findings) and each cell's training-log medians
-(learners.study.diagnostics).  Rows are sorted and keys
+checked (learners.study.findings), each cell's training-log medians
+(learners.study.diagnostics) and the teacher datasets' cards
+(learners.study.teacher_data).  Rows are sorted and keys
 too, so a rerun on the same results writes the same bytes.
 """
 
@@ -40,9 +41,11 @@ def teacher_row(cell: dict) -> dict:
 def study_json(study: study_results.Study,
                recommendations: Sequence[recommend_lib.Recommendation],
                findings: Sequence[findings_lib.Finding] = (),
-               diagnostics: Sequence[dict] = ()) -> dict:
+               diagnostics: Sequence[dict] = (),
+               teacher_data: Sequence[dict] = ()) -> dict:
   rows = [recommend_lib.as_row(r) for r in recommendations]
   return {
+      'teacher_data': list(teacher_data),  # Already sorted.
       'diagnostics': list(diagnostics),  # Already in the cells' table order.
       'findings': [f.as_row() for f in findings],
       'study': study.name,
@@ -59,8 +62,9 @@ def study_json(study: study_results.Study,
 def write_results(path: str, study: study_results.Study,
                   recommendations: Sequence[recommend_lib.Recommendation],
                   findings: Sequence[findings_lib.Finding] = (),
-                  diagnostics: Sequence[dict] = ()) -> str:
+                  diagnostics: Sequence[dict] = (),
+                  teacher_data: Sequence[dict] = ()) -> str:
   # The runs' own writer: tmp file + rename, sorted keys.
   run_files.write_json_atomic(path, study_json(study, recommendations, findings,
-                                               diagnostics))
+                                               diagnostics, teacher_data))
   return path

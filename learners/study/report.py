@@ -29,6 +29,7 @@ from learners.study import figures
 from learners.study import findings as findings_lib
 from learners.study import recommend as recommend_lib
 from learners.study import results as study_results
+from learners.study import teacher_data
 from learners.study.results import pct
 from learners.training import workdir as run_files
 
@@ -165,15 +166,17 @@ def write_report(workdir: str, output: Optional[str] = None,
     title = titles.get(name, f'Sweep {name[len("fig5_sweep_"):-4]}: learning curves per '
                              'override value')
     lines += [f'### {title}', '', f'![{title}]({name})', '']
+  cards = teacher_data.dataset_cards(study)
   lines += ['## Table I equivalent: teacher success', '',
-            f'Source: {study.teacher_source}.', '', table_teachers(study), '']
+            f'Source: {study.teacher_source}.', '', table_teachers(study), '',
+            '### The teacher data', '', teacher_data.format_cards(cards), '']
   for budget in budgets:
     lines += [f'## Table III-style: budget {budget} (best offline proportion per method)',
               '', table_best(study, budget), '']
   lines += ['## Every configuration', '', table_cells(study), '',
             f'The same numbers, per seed, are in `{export.RESULTS_FILE}` beside this file.', '']
   export.write_results(os.path.join(output, export.RESULTS_FILE), study, recommendations,
-                       findings, diagnostics)
+                       findings, diagnostics, cards)
   path = os.path.join(output, 'report.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))
