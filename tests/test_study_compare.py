@@ -33,6 +33,13 @@ def test_compare_matches_cells_and_scales_by_each_teacher(tmp_path, capsys):
           '(0.25× teacher); no training log |') in text
   assert '| teacher | 40.0% [30.9%, 49.8%], 100 episodes | 20.0% [13.3%, 28.9%], 100 episodes |' \
       in text
+  assert '| teacher data | no card | no card |' in text  # The synthetic runs name no dataset.
+  data = json.load(open(smooth))
+  data['teacher_data'] = [dict(triplet='triplet1', teacher='generalization', episodes=n,
+                               success_rate=rate, policy_mode='stochastic')
+                          for n, rate in ((100, 0.5), (500, 0.146))]
+  assert compare._data_entry(dict(data, triplet='triplet1', teacher='generalization')) == (  # pylint: disable=protected-access
+      '14.6% of 500 episodes end stacked (stochastic)')  # The largest dataset's card.
   # Both synthetic studies are named `synthetic`: the columns take the files' paths.
   assert text.splitlines()[2] == f'| | {smooth} | {scripted} |'
   # Claim (a), CRR at the largest budget vs the teacher, goes opposite ways.

@@ -66,6 +66,16 @@ def _teacher_entry(data: dict) -> str:
   return f'{pct(t["success_rate"])} [{pct(lo)}, {pct(hi)}], {t["episodes"]} episodes'
 
 
+def _data_entry(data: dict) -> str:
+  """The largest teacher dataset's card (learners.study.teacher_data), if the report has one."""
+  cards = [c for c in data.get('teacher_data', ())
+           if (c['triplet'], c['teacher']) == (data['triplet'], data['teacher'])]
+  if not cards:
+    return 'no card'
+  c = max(cards, key=lambda card: card['episodes'])
+  return f'{pct(c["success_rate"])} of {c["episodes"]} episodes end stacked ({c["policy_mode"]})'
+
+
 def compare(a: dict, b: dict, names: Sequence[str]) -> str:
   cells_a, cells_b = ({cell_key(c): c for c in d['cells']} for d in (a, b))
   # What each cell's policy loss did (learners.study.diagnostics), where the report has it.
@@ -75,7 +85,8 @@ def compare(a: dict, b: dict, names: Sequence[str]) -> str:
            f'| | {names[0]} | {names[1]} |', '|---|---|---|',
            f'| study | {a["study"]}: {a["teacher"]} on {a["triplet"]} | '
            f'{b["study"]}: {b["teacher"]} on {b["triplet"]} |',
-           f'| teacher | {_teacher_entry(a)} | {_teacher_entry(b)} |']
+           f'| teacher | {_teacher_entry(a)} | {_teacher_entry(b)} |',
+           f'| teacher data | {_data_entry(a)} | {_data_entry(b)} |']
   for key in sorted(set(cells_a) | set(cells_b)):
     _, sweep, overrides, method, budget, offline, obs = key
     label = (f'{method}, {budget} ({offline} offline)' + (f', {obs}' if obs != 'state' else '')
