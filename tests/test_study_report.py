@@ -17,6 +17,7 @@ from learners.study import findings
 from learners.study import recommend
 from learners.study import report
 from learners.study import results as study_results
+from pipelines import build_teacher_datasets
 
 
 def _write(path, data):
@@ -311,26 +312,26 @@ def test_study_findings_fail_and_not_measured(tmp_path):
 
 
 def test_study_report_sets_the_teacher_data_beside_the_teacher(tmp_path):
-  root = make_study(str(tmp_path / 'study'), [('CRR', 100, 100, 0, 20, 100),
-                                              ('CRR', 100, 100, 1, 20, 100),
-                                              ('DAgger', 100, 0, 0, 5, 100)])
   data_dir = str(tmp_path / 'data')
+  # A real 2-episode dataset (20-step episodes never stack: its card says 0 of 2).
+  build_teacher_datasets.run(build_teacher_datasets.JobConfig(
+      triplets=['triplet1'], teachers=['generalization'], obs_modes=['state'], sizes=[2],
+      data_dir=data_dir, episode_steps=20), build_teacher_datasets.local_beam_options([], 1))
+  root = make_study(str(tmp_path / 'study'), [('CRR', 2, 2, 0, 20, 100),
+                                              ('CRR', 2, 2, 1, 20, 100),
+                                              ('DAgger', 4, 0, 0, 5, 100)])
   for run in json.load(open(os.path.join(root, 'study.json')))['runs']:
     _write(os.path.join(root, 'runs', run['name'], 'config.json'),
-           dict(run['config'], data_dir=data_dir, image_size=64))
-  # The Beam job's card of the 100-episode dataset: 23 of 100 episodes ended stacked.
-  _write(os.path.join(data_dir, 'rgb_stacking_teacher', 'triplet1_generalization_state_100',
-                      '2.0.0', 'metadata.json'),
-         dict(size=100, policy_mode='stochastic', success_rate=0.23, mean_return=31.5))
+           dict(run['config'], data_dir=data_dir, episode_steps=20, image_size=64))
   report.write_report(root)
   data = json.load(open(os.path.join(root, 'report', 'results.json')))
   # One row: both CRR seeds trained on the same dataset; DAgger on none.
   assert data['teacher_data'] == [dict(
-      dataset='triplet1_generalization_state_100', triplet='triplet1',
-      teacher='generalization', obs='state', episodes=100, policy_mode='stochastic',
-      success_rate=0.23, mean_return=31.5)]
+      dataset='triplet1_generalization_state_2_steps20', triplet='triplet1',
+      teacher='generalization', obs='state', episodes=2, policy_mode='stochastic',
+      success_rate=0.0, mean_return=0.0)]
   text = open(os.path.join(root, 'report', 'report.md')).read()
-  assert '| triplet1_generalization_state_100 | 100 | stochastic | 23.0% (23) | 31.5 |' in text
+  assert '| triplet1_generalization_state_2_steps20 | 2 | stochastic | 0.0% (0) | 0.0 |' in text
   shutil.rmtree(data_dir)  # Moved since the runs: no card, and the report says so.
   report.write_report(root)
   assert json.load(open(os.path.join(root, 'report', 'results.json')))['teacher_data'] == []

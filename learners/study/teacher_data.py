@@ -6,7 +6,7 @@ evaluated with, and the two succeed at different rates (the laptop study: 14.6 %
 of 500 dataset episodes end stacked, the deterministic teacher 21.5 %).  The
 report sets the data's rate beside the teacher's and the students'.
 
-The numbers are the Beam job's data card (`metadata.json` of the TFDS dataset:
+The numbers are the Beam job's data card (`pipelines.teacher_dataset.read_card`:
 success = the stacking condition holds at the last step, the evaluations' test).
 """
 
@@ -16,20 +16,6 @@ from typing import Sequence
 from learners.study import results as study_results
 from learners.study.results import pct
 from learners.training import workdir as run_files
-from pipelines import rlds_spec
-from pipelines import teacher_config
-
-CARD_FILE = 'metadata.json'
-
-
-def _card_path(config: dict) -> tuple[str, str]:
-  """(dataset name, path of its card) of the teacher dataset a run trained on."""
-  name = teacher_config.config_name(config['triplet'], config['teacher'], config['obs'],
-                                    config['offline_episodes'],
-                                    episode_steps=config['episode_steps'],
-                                    image_size=config['image_size'])
-  return name, os.path.join(os.path.expanduser(config['data_dir']), rlds_spec.DATASET_NAME,
-                            name, rlds_spec.VERSION, CARD_FILE)
 
 
 def dataset_cards(study: study_results.Study) -> list:
@@ -38,7 +24,10 @@ def dataset_cards(study: study_results.Study) -> list:
   Each run's `config.json` names its data dir; a dataset moved or deleted since
   is left out.
   """
-  cards = {}
+  # TFDS only once a report asks for the cards: importing the study layer stays light.
+  from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
+  from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
+  cards, tried = {}, set()
   for cell in study.cells:
     if not cell.offline_episodes:
       continue
@@ -46,10 +35,19 @@ def dataset_cards(study: study_results.Study) -> list:
       config_path = os.path.join(run_dir, run_files.CONFIG_FILE)
       if not os.path.exists(config_path):
         continue
-      name, path = _card_path(run_files.read_json(config_path))
-      if name in cards or not os.path.exists(path):
+      config = run_files.read_json(config_path)
+      name = teacher_config.config_name(config['triplet'], config['teacher'], config['obs'],
+                                        config['offline_episodes'],
+                                        episode_steps=config['episode_steps'],
+                                        image_size=config['image_size'])
+      data_dir = os.path.expanduser(config['data_dir'])
+      if (name, data_dir) in tried:
         continue
-      card = run_files.read_json(path)
+      tried.add((name, data_dir))
+      try:
+        card = teacher_dataset.read_card(name, data_dir)
+      except teacher_dataset.TeacherDatasetError:
+        continue
       cards[name] = {'dataset': name, 'triplet': cell.triplet, 'teacher': cell.teacher,
                      'obs': cell.obs, 'episodes': int(card['size']),
                      'policy_mode': card['policy_mode'],
