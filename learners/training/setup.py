@@ -97,7 +97,8 @@ def filter_offline(config: config_lib.RunConfig, episodes: tf.data.Dataset,
   if config.offline_filter == 'all':
     return episodes, config.offline_episodes
   kept = episodes.filter(lambda episode: episode['success'])
-  # Reads the episode-level flags only; the steps stay undecoded.
+  # One pass at start-up: the offline stream's epoch (and resume) arithmetic needs
+  # the exact number of kept episodes.
   count = sum(1 for flag in episodes.map(lambda episode: episode['success'])
               .as_numpy_iterator() if flag)
   if not count:
