@@ -34,6 +34,15 @@ class Policy(Protocol):
   def distribution(self, observation: Mapping[str, np.ndarray]) -> GaussianAction:
     ...
 
+
+# How a policy acts: `stochastic` samples its action distribution (a teacher
+# collecting data, a student exploring), `deterministic` takes its mode
+# (evaluation).
+POLICY_MODES = ('stochastic', 'deterministic')
+# How teacher datasets are collected unless a run or a Beam job says otherwise.
+DEFAULT_TEACHER_POLICY_MODE = 'stochastic'
+
+
 def action_of(dist: GaussianAction, mode: str, rng: np.random.Generator) -> np.ndarray:
   """The action a policy executes: `deterministic` (mode) or `stochastic` (sample)."""
   if mode == 'deterministic':

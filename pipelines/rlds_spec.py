@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from envs import policy as policy_lib
 from envs import specs
 
 DATASET_NAME = 'rgb_stacking_teacher'
@@ -38,7 +39,7 @@ RELEASE_NOTES = {
               'camera images, unified teacher/student episode metadata.'),
 }
 
-POLICY_MODES = ('stochastic', 'deterministic')
+POLICY_MODES = policy_lib.POLICY_MODES
 STUDENT_POLICY = 'student'
 
 

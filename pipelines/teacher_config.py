@@ -17,6 +17,7 @@ from typing import Iterable, Optional
 
 import tensorflow_datasets as tfds
 
+from envs import policy as policy_lib
 from envs import specs
 from envs import teachers
 from envs import triplets
@@ -25,7 +26,7 @@ from pipelines import rlds_spec
 PAPER_SIZES = (1000, 2500, 5000, 7500, 10000, 12500, 15000)
 DEMO_SIZES = (4, 8, 50, 200)
 STANDARD_SIZES = DEMO_SIZES + PAPER_SIZES
-DEFAULT_POLICY_MODE = 'stochastic'
+DEFAULT_POLICY_MODE = policy_lib.DEFAULT_TEACHER_POLICY_MODE
 
 _NAME_RE = re.compile(
     r'^(?P<triplet>triplet\d+)_(?P<teacher>[a-z][a-z-]*)_(?P<obs_mode>[a-z]+)_'

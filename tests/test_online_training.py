@@ -241,6 +241,24 @@ def test_offline_filter_without_successes_is_refused_before_training(data_dir, t
                                     offline_filter='successful'))
 
 
+def test_teacher_policy_mode_builds_and_loads_its_own_dataset(data_dir, tmp_path):
+  config = _config(str(tmp_path / 'data'), tmp_path / 'run', 'BC', offline_episodes=2,
+                   teacher_policy_mode='deterministic', build_dataset=True, build_workers=1)
+  name = setup.teacher_dataset_name(config)
+  assert name == 'triplet1_generalization_state_2_deterministic_steps20'
+  episodes = setup.load_or_build_dataset(config, log=lambda _: None)
+  assert len(list(episodes)) == 2
+  assert teacher_dataset.read_card(name, config.data_dir)['policy_mode'] == 'deterministic'
+  # The default run still reads the stochastic dataset it always did.
+  assert setup.teacher_dataset_name(_config(data_dir, tmp_path / 'r', 'BC')) == (
+      f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}')
+  with pytest.raises(ValueError, match='Unknown teacher_policy_mode'):
+    config_lib.check_config(dataclasses.replace(config, teacher_policy_mode='greedy'))
+  with pytest.raises(ValueError, match='does not sample'):
+    config_lib.check_config(_config(data_dir, tmp_path / 'mpo', 'MPO',
+                                    teacher_policy_mode='deterministic'))
+
+
 def test_budget_and_method_errors_come_before_any_work(tmp_path):
   workdir = tmp_path / 'nothing'
   cases = [

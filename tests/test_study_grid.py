@@ -96,6 +96,20 @@ def test_study_beta_and_batch_ratio_sweeps(tmp_path):
     grid.expand(spec_lib.load_spec(bad))
 
 
+def test_study_teacher_policy_mode_sweep_gets_its_own_dataset_group(tmp_path):
+  path = _spec(tmp_path, dict(
+      grid=dict(methods=['CRR', 'BC'], budgets=[10, 20]),
+      sweeps=[dict(name='deterministic_data', methods=['CRR'], budgets=[20],
+                   overrides={'teacher_policy_mode': ['deterministic']})]))
+  groups = grid.dataset_groups(grid.expand(spec_lib.load_spec(path)))
+  assert {(g.policy_mode, tuple(sizes)) for g, sizes in groups.items()} == {
+      ('stochastic', (10, 20)), ('deterministic', (20,))}
+  bad = _spec(tmp_path, dict(grid=dict(methods=['MPO'], budgets=[10],
+                                       overrides={'teacher_policy_mode': ['deterministic']})))
+  with pytest.raises(spec_lib.SpecError, match='does not sample'):
+    grid.expand(spec_lib.load_spec(bad))
+
+
 def test_study_grid_of_blocks(tmp_path):
   # CRR at both budgets, R-CRR only at the smaller: no single cross product.
   path = _spec(tmp_path, dict(grid=[

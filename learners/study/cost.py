@@ -69,11 +69,12 @@ def study_cost(spec: StudySpec, runs: Sequence[Run]) -> tuple[Cost, Cost]:
     for field in dataclasses.fields(Cost):
       setattr(total, field.name, getattr(total, field.name) + getattr(run_cost(run), field.name))
   data = Cost()
-  for (_, _, obs, steps, _), sizes in dataset_groups(runs).items():
-    factor = _VISION_FACTOR if obs == 'vision' else 1.0
+  for group, sizes in dataset_groups(runs).items():
+    factor = _VISION_FACTOR if group.obs == 'vision' else 1.0
     data.episodes += max(sizes)
-    data.env_steps += max(sizes) * steps
-    data.seconds += factor * max(sizes) * steps * COST_S['teacher_env_step'] + 30
+    data.env_steps += max(sizes) * group.episode_steps
+    data.seconds += (factor * max(sizes) * group.episode_steps * COST_S['teacher_env_step']
+                     + 30)
   pairs = {(r.config['triplet'], r.config['teacher'], r.config['episode_steps']) for r in runs}
   for _, _, steps in pairs:
     data.eval_episodes += spec.teacher_eval_episodes
@@ -91,8 +92,9 @@ def format_dry_run(spec: StudySpec, runs: Sequence[Run], workers: int, workdir: 
     lines.append(f'  [{state:8}] {run.name}  {cost.grad_steps} grad steps, '
                  f'{cost.online_episodes} online eps, ~{cost.seconds / 60:.1f} min'
                  + (f'  ({run.sweep}: {extra})' if run.sweep != 'grid' else ''))
-  for (triplet, teacher, obs, steps, image), sizes in dataset_groups(runs).items():
-    lines.append(f'  dataset {triplet}/{teacher}/{obs} steps={steps}: sizes {sizes} '
+  for group, sizes in dataset_groups(runs).items():
+    lines.append(f'  dataset {group.triplet}/{group.teacher}/{group.obs}/{group.policy_mode} '
+                 f'steps={group.episode_steps}: sizes {sizes} '
                  f'(one Beam job simulates {max(sizes)} episodes)')
   total, data = study_cost(spec, runs)
   vision = any(r.config['obs'] == 'vision' for r in runs)

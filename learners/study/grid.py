@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from envs import specs as env_specs
 from envs import teachers as teachers_lib
@@ -171,14 +171,24 @@ def _launcher_checks(runs: Iterable[Run]) -> list[str]:
   return errors
 
 
+class DatasetGroup(NamedTuple):
+  """Nested teacher datasets that one Beam job builds, all sizes in one pass."""
+  triplet: str
+  teacher: str
+  obs: str
+  episode_steps: int
+  image_size: int
+  policy_mode: str
+
+
 def dataset_groups(runs: Iterable[Run]) -> dict:
-  """(triplet, teacher, obs, episode_steps, image_size) -> sorted sizes needed."""
+  """DatasetGroup -> sorted sizes needed."""
   groups = collections.defaultdict(set)
   for run in runs:
     c = run.config
     if c['offline_episodes']:
-      groups[(c['triplet'], c['teacher'], c['obs'], c['episode_steps'],
-              c['image_size'])].add(c['offline_episodes'])
+      groups[DatasetGroup(c['triplet'], c['teacher'], c['obs'], c['episode_steps'],
+                          c['image_size'], c['teacher_policy_mode'])].add(c['offline_episodes'])
   return {k: sorted(v) for k, v in sorted(groups.items())}
 
 

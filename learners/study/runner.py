@@ -64,23 +64,27 @@ def prepare_datasets(runs: Sequence[Run], data_dir: str, beam_args: Sequence[str
   from pipelines import build_teacher_datasets  # pylint: disable=g-import-not-at-top
   from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
   from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
-  for (triplet, teacher, obs, steps, image), sizes in dataset_groups(runs).items():
+  for group, sizes in dataset_groups(runs).items():
     missing = []
     for size in sizes:
-      name = teacher_config.config_name(triplet, teacher, obs, size, episode_steps=steps,
-                                        image_size=image)
+      name = teacher_config.config_name(group.triplet, group.teacher, group.obs, size,
+                                        policy_mode=group.policy_mode,
+                                        episode_steps=group.episode_steps,
+                                        image_size=group.image_size)
       try:
         teacher_dataset.check_teacher_dataset(name, data_dir)
       except teacher_dataset.TeacherDatasetError:
         missing.append(size)
+    where = f'{group.triplet}/{group.teacher}/{group.obs}/{group.policy_mode}'
     if not missing:
-      log(f'datasets {triplet}/{teacher}/{obs}: sizes {sizes} already built in {data_dir}')
+      log(f'datasets {where}: sizes {sizes} already built in {data_dir}')
       continue
-    log(f'building datasets {triplet}/{teacher}/{obs} sizes {sizes} (missing {missing}) '
-        f'with Beam: {max(sizes)} teacher episodes of {steps} steps')
+    log(f'building datasets {where} sizes {sizes} (missing {missing}) '
+        f'with Beam: {max(sizes)} teacher episodes of {group.episode_steps} steps')
     job = build_teacher_datasets.JobConfig(
-        triplets=[triplet], teachers=[teacher], obs_modes=[obs], sizes=sizes,
-        data_dir=data_dir, episode_steps=steps, image_size=image, overwrite=True)
+        triplets=[group.triplet], teachers=[group.teacher], obs_modes=[group.obs], sizes=sizes,
+        data_dir=data_dir, policy_mode=group.policy_mode, episode_steps=group.episode_steps,
+        image_size=group.image_size, overwrite=True)
     build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options(
         list(beam_args), workers))
 

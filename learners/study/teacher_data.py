@@ -38,6 +38,10 @@ def dataset_cards(study: study_results.Study) -> list:
       config = run_files.read_json(config_path)
       name = teacher_config.config_name(config['triplet'], config['teacher'], config['obs'],
                                         config['offline_episodes'],
+                                        # Runs from before the setting collected stochastically.
+                                        policy_mode=config.get(
+                                            'teacher_policy_mode',
+                                            teacher_config.DEFAULT_POLICY_MODE),
                                         episode_steps=config['episode_steps'],
                                         image_size=config['image_size'])
       data_dir = os.path.expanduser(config['data_dir'])
@@ -60,10 +64,12 @@ def dataset_cards(study: study_results.Study) -> list:
 def format_cards(cards: Sequence[dict]) -> str:
   if not cards:
     return 'No teacher dataset card found (moved or deleted since the runs?).'
-  lines = ['The datasets the offline cells trained on, from their cards: collected with '
-           'the teacher\'s *stochastic* policy, so their success rate, not the '
-           'deterministic teacher\'s above, is what cloning them aims at. The datasets '
-           'are nested: the first k episodes of the largest are the k-episode one.', '',
+  lines = ['The datasets the offline cells trained on, from their cards. Their success '
+           'rate, not the deterministic teacher\'s above, is what cloning them aims at; '
+           'a *stochastic* dataset samples the teacher\'s actions, a *deterministic* one '
+           'takes its mode, as the teacher\'s evaluation does (`teacher_policy_mode`). '
+           'The datasets are nested: the first k episodes of the largest are the '
+           'k-episode one.', '',
            '| dataset | episodes | policy | episodes ending stacked | mean return |',
            '|---|---|---|---|---|']
   for c in cards:

@@ -16,6 +16,7 @@ import dataclasses
 import os
 from typing import Any, Optional, get_args
 
+from envs import policy as policy_lib
 from envs import specs
 from envs import teachers as teachers_lib
 from envs import triplets as triplets_lib
@@ -150,6 +151,14 @@ class RunConfig:
       'all', "teacher episodes the learner trains on: 'all', or 'successful' (only those "
       'whose success flag is set: BC on them is filtered BC); the budget still counts every '
       'offline episode, the robot ran them all')
+  # The paper's simulated datasets sample the teacher's actions; its real-robot
+  # ones take the mode, "such as for evaluation" (Sec. V-D).  A student that
+  # clones its data reaches the data's success rate, which is the deterministic
+  # teacher's only with deterministic data (docs/results/laptop/README.md).
+  teacher_policy_mode: str = _identity(
+      policy_lib.DEFAULT_TEACHER_POLICY_MODE,
+      "how the teacher acted while collecting the offline dataset: 'stochastic' (sampled "
+      "actions) or 'deterministic' (its mode action, as when the teacher is evaluated)")
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -233,6 +242,12 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
   if config.offline_filter != 'all' and not uses_dataset:
     raise ValueError(f'offline_filter {config.offline_filter!r} filters the teacher dataset, '
                      f'which {method.name} does not sample.')
+  if config.teacher_policy_mode not in policy_lib.POLICY_MODES:
+    raise ValueError(f'Unknown teacher_policy_mode {config.teacher_policy_mode!r}; valid: '
+                     f'{", ".join(policy_lib.POLICY_MODES)}.')
+  if config.teacher_policy_mode != policy_lib.DEFAULT_TEACHER_POLICY_MODE and not uses_dataset:
+    raise ValueError(f'teacher_policy_mode {config.teacher_policy_mode!r} picks the teacher '
+                     f'dataset, which {method.name} does not sample.')
   if config.actor_engine not in ACTOR_ENGINES:
     raise ValueError(f'Unknown actor_engine {config.actor_engine!r}; valid: '
                      f'{", ".join(ACTOR_ENGINES)}.')

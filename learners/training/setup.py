@@ -64,6 +64,7 @@ def teacher_dataset_name(config: config_lib.RunConfig) -> str:
   from pipelines import teacher_config  # pylint: disable=g-import-not-at-top
   return teacher_config.config_name(config.triplet, config.teacher, config.obs,
                                     config.offline_episodes,
+                                    policy_mode=config.teacher_policy_mode,
                                     episode_steps=config.episode_steps,
                                     image_size=config.image_size)
 
@@ -85,7 +86,7 @@ def load_or_build_dataset(config: config_lib.RunConfig, log=print) -> tf.data.Da
   job = build_teacher_datasets.JobConfig(
       triplets=[config.triplet], teachers=[config.teacher], obs_modes=[config.obs],
       sizes=[config.offline_episodes], data_dir=data_dir,
-      episode_steps=config.episode_steps, image_size=config.image_size, overwrite=True)
+      policy_mode=config.teacher_policy_mode, episode_steps=config.episode_steps, image_size=config.image_size, overwrite=True)
   build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options(
       [], config.build_workers))
   return teacher_dataset.load_teacher_dataset(name, data_dir)
