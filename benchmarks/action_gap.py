@@ -1,0 +1,83 @@
+"""How far a trained student's action is from its teacher's, along whose rollout.
+
+  python benchmarks/action_gap.py RUN_DIR [--episodes 3]
+
+Restores the run's latest checkpoint and runs `--episodes` episodes on the
+evaluation seeds twice: once driven by the student (the states it meets when
+evaluated), once driven by the teacher's mode action (the states its data
+show).  At every step it compares the student's evaluation action with the
+teacher's mode, max |a_student - a_teacher| over the action's dimensions, and
+prints one JSON line per rollout kind with the mean gap at a few steps.  A
+student that fits its teacher on the teacher's path and drifts on its own
+(compounding error) shows a small gap on the first line and a large one on
+the second.  State observations only.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
+from envs import stacking  # pylint: disable=g-import-not-at-top
+from envs import teachers as teachers_lib  # pylint: disable=g-import-not-at-top
+from envs.policy import call_unbatched  # pylint: disable=g-import-not-at-top
+from learners.training import config as config_lib  # pylint: disable=g-import-not-at-top
+from learners.training import setup  # pylint: disable=g-import-not-at-top
+from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
+
+AT_STEPS = (0, 10, 25, 50, 100, 200)
+
+
+def gaps(learner, teacher, env, triplet: str, episodes: int, driver: str) -> np.ndarray:
+  """[episode, step] -> max-abs action gap, the episode driven by `driver`."""
+  out = []
+  for i in range(episodes):
+    env.reseed(envs_evaluate.eval_seed(triplet, i))
+    timestep, row = env.reset(), []
+    while not timestep.last():
+      student = call_unbatched(learner.eval_distribution, timestep.observation).mode()
+      mode = teacher.distribution(timestep.observation).mode()
+      row.append(float(np.max(np.abs(student - mode))))
+      timestep = env.step(student if driver == 'student' else mode)
+    out.append(row)
+  return np.asarray(out)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('run_dir')
+  parser.add_argument('--episodes', type=int, default=3)
+  args = parser.parse_args(argv)
+  saved = run_files.read_json(os.path.join(args.run_dir, run_files.CONFIG_FILE))
+  names = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
+  config = config_lib.RunConfig(**{k: v for k, v in saved.items() if k in names})
+  if config.obs != 'state':
+    print('error: action_gap reads state runs only', file=sys.stderr)
+    return 2
+  learner = setup.make_learner(config, config_lib.resolve_method(config))
+  if not learner.restore():
+    print(f'error: no checkpoint in {args.run_dir}', file=sys.stderr)
+    return 2
+  teacher = teachers_lib.make_teacher(config.teacher, config.triplet)
+  env = stacking.make_env(config.triplet, obs_mode='state', episode_steps=config.episode_steps)
+  for driver in ('teacher', 'student'):
+    gap = gaps(learner, teacher, env, config.triplet, args.episodes, driver)
+    print(json.dumps({'figure': 'action_gap', 'run': os.path.basename(args.run_dir.rstrip('/')),
+                      'rollouts_of': driver, 'episodes': args.episodes,
+                      'grad_step': learner.num_steps,
+                      'mean_gap_at_step': {str(k): round(float(gap[:, k].mean()), 3)
+                                           for k in AT_STEPS if k < gap.shape[1]},
+                      'mean_gap': round(float(gap.mean()), 3)}))
+  env.close()
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
