@@ -86,7 +86,8 @@ def load_or_build_dataset(config: config_lib.RunConfig, log=print) -> tf.data.Da
   job = build_teacher_datasets.JobConfig(
       triplets=[config.triplet], teachers=[config.teacher], obs_modes=[config.obs],
       sizes=[config.offline_episodes], data_dir=data_dir,
-      policy_mode=config.teacher_policy_mode, episode_steps=config.episode_steps, image_size=config.image_size, overwrite=True)
+      policy_mode=config.teacher_policy_mode, episode_steps=config.episode_steps,
+      image_size=config.image_size, overwrite=True)
   build_teacher_datasets.run(job, build_teacher_datasets.local_beam_options(
       [], config.build_workers))
   return teacher_dataset.load_teacher_dataset(name, data_dir)
