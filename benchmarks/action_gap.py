@@ -10,7 +10,11 @@ teacher's mode, max |a_student - a_teacher| over the action's dimensions, and
 prints one JSON line per rollout kind with the mean gap at a few steps.  A
 student that fits its teacher on the teacher's path and drifts on its own
 (compounding error) shows a small gap on the first line and a large one on
-the second.  State observations only.
+the second.  `--starts dataset` starts from the first episodes of the
+run's teacher dataset instead (the same seeds as the Beam job's episodes
+0, 1, ...): a gap at step 0 there and not at the evaluation starts is a
+failure to fit; at the evaluation starts only, a failure to generalise to a
+new start.  State observations only.
 """
 
 import argparse
@@ -25,6 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
+from envs import rollout  # pylint: disable=g-import-not-at-top
 from envs import stacking  # pylint: disable=g-import-not-at-top
 from envs import teachers as teachers_lib  # pylint: disable=g-import-not-at-top
 from envs.policy import call_unbatched  # pylint: disable=g-import-not-at-top
@@ -35,11 +40,11 @@ from learners.training import workdir as run_files  # pylint: disable=g-import-n
 AT_STEPS = (0, 10, 25, 50, 100, 200)
 
 
-def gaps(learner, teacher, env, triplet: str, episodes: int, driver: str) -> np.ndarray:
+def gaps(learner, teacher, env, seeds, driver: str) -> np.ndarray:
   """[episode, step] -> max-abs action gap, the episode driven by `driver`."""
   out = []
-  for i in range(episodes):
-    env.reseed(envs_evaluate.eval_seed(triplet, i))
+  for seed in seeds:
+    env.reseed(seed)
     timestep, row = env.reset(), []
     while not timestep.last():
       student = call_unbatched(learner.eval_distribution, timestep.observation).mode()
@@ -54,6 +59,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('run_dir')
   parser.add_argument('--episodes', type=int, default=3)
+  parser.add_argument('--starts', choices=('eval', 'dataset'), default='eval',
+                      help="the evaluation seeds, or the teacher dataset's episode seeds")
   args = parser.parse_args(argv)
   saved = run_files.read_json(os.path.join(args.run_dir, run_files.CONFIG_FILE))
   names = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
@@ -67,10 +74,15 @@ def main(argv=None):
     return 2
   teacher = teachers_lib.make_teacher(config.teacher, config.triplet)
   env = stacking.make_env(config.triplet, obs_mode='state', episode_steps=config.episode_steps)
+  if args.starts == 'eval':
+    seeds = [envs_evaluate.eval_seed(config.triplet, i) for i in range(args.episodes)]
+  else:
+    seeds = [rollout.episode_seed(config.triplet, config.teacher, i)
+             for i in range(args.episodes)]
   for driver in ('teacher', 'student'):
-    gap = gaps(learner, teacher, env, config.triplet, args.episodes, driver)
+    gap = gaps(learner, teacher, env, seeds, driver)
     print(json.dumps({'figure': 'action_gap', 'run': os.path.basename(args.run_dir.rstrip('/')),
-                      'rollouts_of': driver, 'episodes': args.episodes,
+                      'starts': args.starts, 'rollouts_of': driver, 'episodes': args.episodes,
                       'grad_step': learner.num_steps,
                       'mean_gap_at_step': {str(k): round(float(gap[:, k].mean()), 3)
                                            for k in AT_STEPS if k < gap.shape[1]},

@@ -149,3 +149,19 @@ def test_critic_scores_actions_from_one_embedding_as_the_concatenated_layer(tors
     h = np.where(h > 0, h, np.expm1(np.minimum(h, 0)))  # ELU
   expected = h @ critic._head.w.numpy() + critic._head.b.numpy()
   np.testing.assert_allclose(split[2, 1], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_policy_stddev_floor_hand_computed():
+  # Zero weights: both logits are 0, so stddev = softplus(0) * init / log 2 + floor
+  # = init + floor, in the module and in the actor's numpy copy.
+  policy = networks.GaussianPolicy('state', networks.NetworkConfig(min_stddev=0.25))
+  policy(networks.dummy_observation('state', specs.DEFAULT_IMAGE_SIZE))
+  for v in policy.trainable_variables:
+    v.assign(tf.zeros_like(v))
+  proprio, poses = _observation()
+  mean, stddev = policy({'proprio': tf.constant(proprio), 'object_poses': tf.constant(poses)})
+  np.testing.assert_allclose(mean.numpy(), 0.0, atol=1e-7)
+  np.testing.assert_allclose(stddev.numpy(), 0.3 + 0.25, rtol=1e-6)
+  fast = networks.NumpyStatePolicy(policy)
+  np.testing.assert_allclose(fast({'proprio': proprio, 'object_poses': poses}).stddev,
+                             0.3 + 0.25, rtol=1e-5)

@@ -259,6 +259,14 @@ def test_teacher_policy_mode_builds_and_loads_its_own_dataset(data_dir, tmp_path
                                     teacher_policy_mode='deterministic'))
 
 
+def test_policy_min_stddev_reaches_the_networks(data_dir, tmp_path):
+  config = _config(data_dir, tmp_path / 'run', 'BC', policy_min_stddev=0.2)
+  assert setup.network_config(config).min_stddev == 0.2
+  assert setup.network_config(_config(data_dir, tmp_path / 'r', 'BC')).min_stddev == 1e-3
+  with pytest.raises(ValueError, match='policy_min_stddev must be > 0'):
+    config_lib.check_config(dataclasses.replace(config, policy_min_stddev=0.0))
+
+
 def test_budget_and_method_errors_come_before_any_work(tmp_path):
   workdir = tmp_path / 'nothing'
   cases = [

@@ -119,6 +119,14 @@ class RunConfig:
   max_replay_size: int = _identity(1_000_000)
   replay_timeout_ms: int = _operational(120_000)
   network_size: int = _identity(256)
+  # A Gaussian policy fit by likelihood can raise its stddev on the data points it
+  # cannot fit and drop it near zero elsewhere; the mean's gradient at a point is
+  # scaled by 1/stddev^2, so the hard points stop counting.  On mode-action teacher
+  # data BC's stddev is ~1 on the first steps of an episode and 0.002 later
+  # (docs/results/ablations.md).  A floor bounds that ratio.
+  policy_min_stddev: float = _identity(
+      1e-3, 'lower bound of the policy\'s stddev (the likelihood losses weight a point\'s '
+      'action error by 1/stddev^2)')
   # The paper's sweeps (Fig. 5): replace the method row's teacher share of the
   # prior and its share of dataset items per batch by constants; None keeps the row's.
   beta: Optional[float] = _identity(
@@ -255,6 +263,8 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
   if config.actor_engine == 'ray' and config.num_actors < 2:
     raise ValueError('actor_engine ray places actors on a cluster: it needs num_actors >= 2 '
                      '(num_actors 1 is the synchronous loop in this process).')
+  if not config.policy_min_stddev > 0:
+    raise ValueError(f'policy_min_stddev must be > 0, got {config.policy_min_stddev}.')
   for name in ('grad_steps', 'eval_every', 'checkpoint_every_episodes', 'max_actor_restarts'):
     if getattr(config, name) < 0:
       raise ValueError(f'{name} must be >= 0, got {getattr(config, name)}.')

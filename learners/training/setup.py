@@ -116,7 +116,8 @@ def filter_offline(config: config_lib.RunConfig, episodes: tf.data.Dataset,
 def network_config(config: config_lib.RunConfig) -> networks.NetworkConfig:
   return networks.NetworkConfig(encoder_size=config.network_size,
                                 policy_torso=(config.network_size,),
-                                critic_torso=(config.network_size,))
+                                critic_torso=(config.network_size,),
+                                min_stddev=config.policy_min_stddev)
 
 
 def make_learner(config: config_lib.RunConfig,
