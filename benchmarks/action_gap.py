@@ -7,7 +7,9 @@ evaluation seeds twice: once driven by the student (the states it meets when
 evaluated), once driven by the teacher's mode action (the states its data
 show).  At every step it compares the student's evaluation action with the
 teacher's mode, max |a_student - a_teacher| over the action's dimensions, and
-prints one JSON line per rollout kind with the mean gap at a few steps.  A
+prints one JSON line per rollout kind with the mean gap at a few steps, and
+the student's largest stddev there (a likelihood loss that gives up on a
+state raises the stddev instead of moving the mean).  A
 student that fits its teacher on the teacher's path and drifts on its own
 (compounding error) shows a small gap on the first line and a large one on
 the second.  `--starts dataset` starts from the first episodes of the
@@ -40,19 +42,24 @@ from learners.training import workdir as run_files  # pylint: disable=g-import-n
 AT_STEPS = (0, 10, 25, 50, 100, 200)
 
 
-def gaps(learner, teacher, env, seeds, driver: str) -> np.ndarray:
-  """[episode, step] -> max-abs action gap, the episode driven by `driver`."""
-  out = []
+def gaps(learner, teacher, env, seeds, driver: str) -> tuple[np.ndarray, np.ndarray]:
+  """[episode, step] max-abs action gap and the student's largest stddev.
+
+  Each episode is driven by `driver`.
+  """
+  gap, stddev = [], []
   for seed in seeds:
     env.reseed(seed)
-    timestep, row = env.reset(), []
+    timestep, gap_row, stddev_row = env.reset(), [], []
     while not timestep.last():
-      student = call_unbatched(learner.eval_distribution, timestep.observation).mode()
-      mode = teacher.distribution(timestep.observation).mode()
-      row.append(float(np.max(np.abs(student - mode))))
+      dist = call_unbatched(learner.eval_distribution, timestep.observation)
+      student, mode = dist.mode(), teacher.distribution(timestep.observation).mode()
+      gap_row.append(float(np.max(np.abs(student - mode))))
+      stddev_row.append(float(np.max(dist.stddev)))
       timestep = env.step(student if driver == 'student' else mode)
-    out.append(row)
-  return np.asarray(out)
+    gap.append(gap_row)
+    stddev.append(stddev_row)
+  return np.asarray(gap), np.asarray(stddev)
 
 
 def main(argv=None):
@@ -80,13 +87,15 @@ def main(argv=None):
     seeds = [rollout.episode_seed(config.triplet, config.teacher, i)
              for i in range(args.episodes)]
   for driver in ('teacher', 'student'):
-    gap = gaps(learner, teacher, env, seeds, driver)
+    gap, stddev = gaps(learner, teacher, env, seeds, driver)
     print(json.dumps({'figure': 'action_gap', 'run': os.path.basename(args.run_dir.rstrip('/')),
                       'starts': args.starts, 'rollouts_of': driver, 'episodes': args.episodes,
                       'grad_step': learner.num_steps,
                       'mean_gap_at_step': {str(k): round(float(gap[:, k].mean()), 3)
                                            for k in AT_STEPS if k < gap.shape[1]},
-                      'mean_gap': round(float(gap.mean()), 3)}))
+                      'mean_gap': round(float(gap.mean()), 3),
+                      'student_max_stddev_at_step': {str(k): round(float(stddev[:, k].mean()), 3)
+                                                     for k in AT_STEPS if k < stddev.shape[1]}}))
   env.close()
   return 0
 

@@ -1,6 +1,7 @@
 """Online training under a budget, for real: Beam-built teacher data, Reverb, envlogger."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from envs import rollout
+from envs import stacking
+from envs import teachers
+from envs.policy import call_unbatched
 from learners import methods as methods_lib
 from learners.training import config as config_lib
 from learners.training import ledger as ledger_lib
@@ -265,6 +270,33 @@ def test_policy_min_stddev_reaches_the_networks(data_dir, tmp_path):
   assert setup.network_config(_config(data_dir, tmp_path / 'r', 'BC')).min_stddev == 1e-3
   with pytest.raises(ValueError, match='policy_min_stddev must be > 0'):
     config_lib.check_config(dataclasses.replace(config, policy_min_stddev=0.0))
+
+
+def test_action_gap_benchmark_matches_a_hand_computed_first_step(data_dir, tmp_path, capsys):
+  config = _config(data_dir, tmp_path / 'run', 'BC')
+  loop.train(config, log=lambda *a: None)
+  spec = importlib.util.spec_from_file_location(
+      'action_gap', os.path.join(REPO, 'benchmarks', 'action_gap.py'))
+  action_gap = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(action_gap)
+  capsys.readouterr()
+  assert action_gap.main([config.workdir, '--episodes', '1', '--starts', 'dataset']) == 0
+  lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+  assert [l['rollouts_of'] for l in lines] == ['teacher', 'student']
+  # Step 0 is the dataset's first start whoever drives: the same gap, by hand.
+  learner = setup.make_learner(config, config_lib.resolve_method(config))
+  assert learner.restore()
+  env = stacking.make_env('triplet1', obs_mode='state', episode_steps=STEPS)
+  env.reseed(rollout.episode_seed('triplet1', 'generalization', 0))
+  observation = env.reset().observation
+  student = call_unbatched(learner.eval_distribution, observation)
+  teacher = teachers.make_teacher('generalization', 'triplet1').distribution(observation)
+  expected = float(np.max(np.abs(student.mode() - teacher.mode())))
+  for line in lines:
+    assert line['mean_gap_at_step']['0'] == pytest.approx(round(expected, 3), abs=1e-3)
+    assert line['student_max_stddev_at_step']['0'] == pytest.approx(
+        round(float(np.max(student.stddev)), 3), abs=1e-3)
+    assert set(line['mean_gap_at_step']) == {'0', '10'}  # 20-step episodes.
 
 
 def test_budget_and_method_errors_come_before_any_work(tmp_path):
