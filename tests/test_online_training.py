@@ -239,11 +239,16 @@ def test_offline_filter_without_successes_is_refused_before_training(data_dir, t
   with pytest.raises(config_lib.TrainingError, match='none of the 8 teacher episodes'):
     loop.train(config)  # No 20-step teacher episode stacks.
   assert not os.path.exists(os.path.join(config.workdir, 'checkpoints'))
-  with pytest.raises(ValueError, match='Unknown offline_filter'):
-    config_lib.check_config(dataclasses.replace(config, offline_filter='best'))
+  _assert_dataset_setting_refusals(config, tmp_path, 'offline_filter', 'best', 'successful')
+
+
+def _assert_dataset_setting_refusals(config, tmp_path, field, unknown, valid):
+  """An unknown value of a dataset setting, and a valid one on a replay-only method."""
+  with pytest.raises(ValueError, match=f'Unknown {field}'):
+    config_lib.check_config(dataclasses.replace(config, **{field: unknown}))
   with pytest.raises(ValueError, match='does not sample'):
-    config_lib.check_config(_config(data_dir, tmp_path / 'dagger', 'DAgger',
-                                    offline_filter='successful'))
+    config_lib.check_config(_config(config.data_dir, tmp_path / 'dagger', 'DAgger',
+                                    **{field: valid}))
 
 
 def test_teacher_policy_mode_builds_and_loads_its_own_dataset(data_dir, tmp_path):
@@ -257,11 +262,8 @@ def test_teacher_policy_mode_builds_and_loads_its_own_dataset(data_dir, tmp_path
   # The default run still reads the stochastic dataset it always did.
   assert setup.teacher_dataset_name(_config(data_dir, tmp_path / 'r', 'BC')) == (
       f'triplet1_generalization_state_{OFFLINE}_steps{STEPS}')
-  with pytest.raises(ValueError, match='Unknown teacher_policy_mode'):
-    config_lib.check_config(dataclasses.replace(config, teacher_policy_mode='greedy'))
-  with pytest.raises(ValueError, match='does not sample'):
-    config_lib.check_config(_config(data_dir, tmp_path / 'mpo', 'MPO',
-                                    teacher_policy_mode='deterministic'))
+  _assert_dataset_setting_refusals(config, tmp_path, 'teacher_policy_mode', 'greedy',
+                                   'deterministic')
 
 
 def test_policy_min_stddev_reaches_the_networks(data_dir, tmp_path):

@@ -162,8 +162,8 @@ class RunConfig:
   # The paper's simulated datasets sample the teacher's actions; its real-robot
   # ones take the mode, "such as for evaluation" (Sec. V-D).  Sampled is the
   # default: on triplet 3, CRR and BC trained on mode-action data stack in 0 of
-  # 100 (3 seeds each), against 13.7 / 16.0 % on sampled data; they match the
-  # teacher on its own path but cannot return to it (docs/results/ablations.md).
+  # 100 (3 seeds each), against 13.7 / 16.0 % on sampled data, unless
+  # `policy_min_stddev` is raised (docs/results/ablations.md).
   teacher_policy_mode: str = _identity(
       policy_lib.DEFAULT_TEACHER_POLICY_MODE,
       "how the teacher acted while collecting the offline dataset: 'stochastic' (sampled "
