@@ -20,7 +20,6 @@ new start.  State observations only.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -37,7 +36,6 @@ from envs import teachers as teachers_lib  # pylint: disable=g-import-not-at-top
 from envs.policy import call_unbatched  # pylint: disable=g-import-not-at-top
 from learners.training import config as config_lib  # pylint: disable=g-import-not-at-top
 from learners.training import setup  # pylint: disable=g-import-not-at-top
-from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
 
 AT_STEPS = (0, 10, 25, 50, 100, 200)
 
@@ -69,9 +67,7 @@ def main(argv=None):
   parser.add_argument('--starts', choices=('eval', 'dataset'), default='eval',
                       help="the evaluation seeds, or the teacher dataset's episode seeds")
   args = parser.parse_args(argv)
-  saved = run_files.read_json(os.path.join(args.run_dir, run_files.CONFIG_FILE))
-  names = {f.name for f in dataclasses.fields(config_lib.RunConfig)}
-  config = config_lib.RunConfig(**{k: v for k, v in saved.items() if k in names})
+  config = config_lib.saved_config(args.run_dir)
   if config.obs != 'state':
     print('error: action_gap reads state runs only', file=sys.stderr)
     return 2
