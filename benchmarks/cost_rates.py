@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from learners import methods as methods_lib  # pylint: disable=g-import-not-at-top
-from learners.study import cost  # pylint: disable=g-import-not-at-top
+from learners.study import cost, grid  # pylint: disable=g-import-not-at-top
 from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
 
 
@@ -42,11 +42,16 @@ def samples(study_dir: str) -> dict:
       continue  # The model prices state runs; vision is a factor on top.
     timing, ledger = summary['timing'], summary['ledger']
     weighting = methods_lib.get_method(config['method']).weighting
-    if ledger['grad_steps']:
-      out.setdefault(f'grad_step.{weighting}', []).append(
+    if ledger['grad_steps'] and not ledger['env_steps']:
+      out.setdefault(f'offline_grad_step.{weighting}', []).append(
           (timing['learner_s'] + timing.get('data_wait_s', 0.0)) / ledger['grad_steps'])
-    if ledger['env_steps'] and timing.get('actor_s'):
-      out.setdefault('actor_env_step', []).append(timing['actor_s'] / ledger['env_steps'])
+    online = _online_phase(config, timing, ledger)
+    if online is not None:
+      grad_step, overlap, actor_bound = online
+      out.setdefault(f'online_grad_step.{weighting}', []).append(grad_step)
+      out.setdefault('online_overlap', []).append(overlap)
+      if actor_bound:
+        out.setdefault('actor_env_step', []).append(timing['actor_s'] / ledger['env_steps'])
     if timing.get('eval_s') and ledger['eval_episodes']:
       eval_steps = ledger['eval_episodes'] * config['episode_steps']
       out.setdefault('eval_env_step', []).append(timing['eval_s'] / eval_steps)
@@ -59,6 +64,57 @@ def samples(study_dir: str) -> dict:
       # wall): only offline runs that went straight through price it.
       if 'process_s' in timing and not ledger.get('resumes') and not ledger['env_steps']:
         out.setdefault('run_overhead', []).append(max(0.0, timing['process_s'] - accounted))
+  return out
+
+
+def _online_phase(config: dict, timing: dict, ledger: dict):
+  """(learner s per online grad step, phase wall / its slower thread, actor the slower?).
+
+  The learner thread overlaps the actor, so the online phase lasts about as long
+  as the slower of the two (1.04-1.30x it in the three studies measured), not
+  their sum.  The actor's timer prices its env step only where the actor is the
+  slower thread: beside a busier learner it runs stretched (8.3 ms per step in
+  the laptop study, 3.6 ms in the demo's actor-bound runs), and that stretch is
+  hidden in the learner's time.  The phase's wall (`online_s`) holds the periodic
+  evaluations made in it, taken out here: they are spread over the grad steps,
+  so it holds the online steps' share.  None for offline runs and resumed ones
+  (their timers saw segments, not one straight run).
+  """
+  if not ledger['env_steps'] or 'online_s' not in timing or ledger.get('resumes'):
+    return None
+  share = 1.0 - cost.pretrain_steps(config) / ledger['grad_steps']
+  if share <= 0 or not timing.get('actor_s'):
+    return None
+  periodic = max(0, ledger['eval_episodes'] - config['final_eval_episodes'])
+  periodic_eval_s = (timing.get('eval_s', 0.0) * periodic / max(1, ledger['eval_episodes'])
+                     * share)
+  learner_s = timing['learner_s'] * share
+  slower = max(timing['actor_s'], learner_s)
+  return (timing['learner_s'] / ledger['grad_steps'],
+          (timing['online_s'] - periodic_eval_s) / slower, timing['actor_s'] >= learner_s)
+
+
+def model_over_measured(study_dir: str) -> dict:
+  """{run kind: [the dry run's seconds / the process's life]}, runs that went straight through.
+
+  Priced with the rates file as it is, so run it again after `--write` to see the fit.
+  """
+  out = {}
+  for run_dir in sorted(glob.glob(os.path.join(study_dir, 'runs', '*'))):
+    summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
+    if not os.path.exists(summary_path):
+      continue
+    summary = run_files.read_json(summary_path)
+    config = run_files.read_json(os.path.join(run_dir, 'config.json'))
+    process_s = summary['timing'].get('process_s')
+    if config['obs'] != 'state' or not process_s or summary['ledger'].get('resumes'):
+      continue
+    config.pop('workdir', None)
+    kind = methods_lib.get_method(config['method']).kind
+    if kind == 'offline':
+      config['budget'] = config['offline_episodes']
+    run = grid.Run(settings=config, sweep='measured', overrides={})
+    out.setdefault(kind, []).append(cost.run_cost(run).seconds / process_s)
   return out
 
 
@@ -93,8 +149,14 @@ def main(argv=None):
                       'measured_over_model': round(median / _get(doc['rates'], unit), 2)}))
     _set(doc['rates'], unit, round(median, 6))
     doc['measured'][unit] = {'runs': len(values), 'median': round(median, 6)}
-  kept = [u for u in ('actor_env_step', 'eval_env_step', 'run_overhead', 'teacher_env_step')
-          + tuple(f'grad_step.{w}' for w in doc['rates']['grad_step']) if u not in measured]
+  for kind, ratios in sorted(model_over_measured(args.study_dir).items()):
+    print(json.dumps({'figure': 'run_seconds', 'kind': kind, 'runs': len(ratios),
+                      'model_over_measured_median': round(statistics.median(ratios), 2),
+                      'min': round(min(ratios), 2), 'max': round(max(ratios), 2)}))
+  kept = [u for u in ('actor_env_step', 'eval_env_step', 'online_overlap', 'run_overhead',
+                      'teacher_env_step')
+          + tuple(f'{unit}.{w}' for unit in ('offline_grad_step', 'online_grad_step')
+                  for w in doc['rates'][unit]) if u not in measured]
   print(json.dumps({'figure': 'units_not_measured', 'kept_model_value': kept}))
   if args.write:
     commit = subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'],

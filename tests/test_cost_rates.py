@@ -23,7 +23,8 @@ def _run(root, name, method, timing, resumes=0, grad_steps=1000, eval_episodes=1
          env_steps=0):
   run_dir = os.path.join(root, 'runs', name)
   os.makedirs(run_dir)
-  config = dict(method=method, obs='state', episode_steps=100)
+  config = dict(method=method, obs='state', episode_steps=100, final_eval_episodes=5,
+                offline_pretrain_steps=None)
   summary = dict(timing=timing, ledger=dict(grad_steps=grad_steps, env_steps=env_steps,
                                             eval_episodes=eval_episodes, resumes=resumes,
                                             wall_time_s=50.0))
@@ -41,14 +42,22 @@ def test_run_overhead_is_the_process_age_less_the_priced_work(tmp_path):
   _run(root, 'b', 'CRR', dict(learner_s=30.0, data_wait_s=5.0, eval_s=10.0,
                               process_s=999.0), resumes=1)  # Last segment only: left out.
   _run(root, 'c', 'BC', dict(learner_s=10.0, eval_s=10.0))  # Before process_s: left out.
-  # Online, learner thread beside the actor: 40 + 30 s of timers in 60 s of life.
-  _run(root, 'd', 'DAgger', dict(learner_s=40.0, actor_s=30.0, eval_s=10.0, process_s=60.0),
-       env_steps=3000)
+  # Online, learner thread beside the actor: 40 + 30 s of timers in a 50 s online
+  # phase, which also holds the 5 periodic of the 10 evaluation episodes (5 s).
+  _run(root, 'd', 'DAgger', dict(learner_s=40.0, actor_s=30.0, eval_s=10.0, online_s=50.0,
+                                 process_s=60.0), env_steps=3000)
+  # Actor-bound (the learner idles): only here does the actor's timer price its step.
+  _run(root, 'e', 'DAgger', dict(learner_s=20.0, actor_s=40.0, eval_s=10.0, online_s=45.0,
+                                 process_s=60.0), env_steps=4000)
   samples = _cost_rates().samples(root)
   assert samples['run_overhead'] == [15.0]
-  assert samples['grad_step.advantage'] == [0.035, 0.035]
-  assert samples['eval_env_step'] == [0.01, 0.01, 0.01, 0.01]
-  assert samples['actor_env_step'] == [0.01]
+  assert samples['offline_grad_step.advantage'] == [0.035, 0.035]
+  assert samples['offline_grad_step.none'] == [0.01]  # BC; the online DAgger is not in it.
+  assert samples['eval_env_step'] == [0.01] * 5
+  assert samples['actor_env_step'] == [40.0 / 4000]
+  assert samples['online_grad_step.none'] == [0.04, 0.02]
+  # The phase less its evaluations over its slower thread (40 s both times).
+  assert samples['online_overlap'] == [(50.0 - 5.0) / 40.0, (45.0 - 5.0) / 40.0]
 
 
 def test_process_age_counts_from_the_process_start():

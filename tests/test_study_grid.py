@@ -192,6 +192,27 @@ def test_study_cost_arithmetic():
   assert cost_lib.run_cost(fast).grad_steps == 90 * 400 * 3
 
 
+def test_study_cost_prices_the_online_phase_as_its_slower_thread(monkeypatch):
+  rates = dict(run_overhead=10.0, actor_env_step=0.01, eval_env_step=0.001, online_overlap=1.5,
+               offline_grad_step=dict(advantage=0.002, softmax=0.5),
+               online_grad_step=dict(softmax=0.02), teacher_env_step=0.0)
+  monkeypatch.setattr(cost_lib, 'COST_S', rates)
+  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
+  by = {(r.config['method'], r.config['budget'], r.config['offline_episodes']): r
+        for r in runs}
+  slow = by[('R-CRR', 120, 30)]
+  # 90 online episodes of 400 steps: the actor's 360 s outlast the learner's
+  # 7 200 grad steps (144 s); 80 evaluation episodes; no dataset-only steps.
+  assert cost_lib.run_cost(slow).seconds == pytest.approx(10 + 1.5 * 360 + 80 * 400 * 0.001)
+  fast = grid.Run(dict(slow.settings, env_steps_per_grad_step=1, grad_steps_per_update=3),
+                  slow.sweep, slow.overrides)
+  # 108 000 grad steps (2 160 s) outlast the actor; 540 + 50 evaluation episodes.
+  assert cost_lib.run_cost(fast).seconds == pytest.approx(
+      10 + 1.5 * 108_000 * 0.02 + 590 * 400 * 0.001)
+  crr = by[('CRR', 60, 60)]  # Offline: its 4 000 steps at the dataset-only rate.
+  assert cost_lib.run_cost(crr).seconds == pytest.approx(10 + 4000 * 0.002 + 70 * 400 * 0.001)
+
+
 def test_study_dry_run_cli(tmp_path, capsys):
   assert runner.main(['--spec', os.path.join(REPO, 'studies', 'laptop.yaml'),
                      '--workdir', str(tmp_path / 'w'), '--dry_run']) == 0

@@ -33,30 +33,44 @@ class Cost:
     return self.seconds / 3600 / max(1, workers)
 
 
-def _grad_steps(config: Mapping[str, Any], kind: str) -> int:
+def pretrain_steps(config: Mapping[str, Any]) -> int:
+  """Dataset-only grad steps an online run makes before its online phase."""
+  if config['offline_pretrain_steps'] is not None:
+    return int(config['offline_pretrain_steps'])
+  return methods_lib.get_method(config['method']).pretrain_steps
+
+
+def _grad_steps(config: Mapping[str, Any], kind: str) -> tuple[int, int]:
+  """(grad steps on the dataset alone, grad steps during the online phase)."""
   if kind == 'offline':
-    return int(config['grad_steps'])
-  pretrain = (config['offline_pretrain_steps'] if config['offline_pretrain_steps'] is not None
-              else methods_lib.get_method(config['method']).pretrain_steps)
+    return int(config['grad_steps']), 0
   online_steps = (config['budget'] - config['offline_episodes']) * config['episode_steps']
-  return pretrain + (online_steps // config['env_steps_per_grad_step']
-                     * config.get('grad_steps_per_update', 1))
+  return pretrain_steps(config), (online_steps // config['env_steps_per_grad_step']
+                                  * config.get('grad_steps_per_update', 1))
 
 
 def run_cost(run: Run) -> Cost:
-  """Estimated work of one run (ignores the min replay size warm-up)."""
+  """Estimated work of one run (ignores the min replay size warm-up).
+
+  In the online phase the learner thread overlaps the actor, so the phase takes
+  about as long as the slower of the two, times `online_overlap` (their hand-offs;
+  fitted by benchmarks/cost_rates.py), not their sum.
+  """
   c = run.config
   row = methods_lib.get_method(c['method'])
   kind, weighting = row.kind, row.weighting
   factor = _VISION_FACTOR if c['obs'] == 'vision' else 1.0
-  grads = _grad_steps(c, kind)
+  offline_grads, online_grads = _grad_steps(c, kind)
+  grads = offline_grads + online_grads
   online = 0 if kind == 'offline' else c['budget'] - c['offline_episodes']
   evals = (grads // c['eval_every'] * c['eval_episodes'] if c['eval_every'] else 0)
   evals += c['final_eval_episodes']
+  online_phase = COST_S['online_overlap'] * max(
+      online * c['episode_steps'] * COST_S['actor_env_step'],
+      online_grads * COST_S['online_grad_step'][weighting]) if online else 0.0
   seconds = (COST_S['run_overhead'] + factor * (
-      online * c['episode_steps'] * COST_S['actor_env_step']
-      + evals * c['episode_steps'] * COST_S['eval_env_step']
-      + grads * COST_S['grad_step'][weighting]))
+      online_phase + evals * c['episode_steps'] * COST_S['eval_env_step']
+      + offline_grads * COST_S['offline_grad_step'][weighting]))
   return Cost(runs=1, episodes=c['budget'], online_episodes=online, eval_episodes=evals,
               env_steps=(online + evals) * c['episode_steps'], grad_steps=grads,
               seconds=seconds)
