@@ -170,3 +170,38 @@ def test_evaluate_cli_writes_json(tmp_path, capsys):
   assert (tmp_path / 'v.gif').stat().st_size > 1000
   assert evaluate.main(['--teacher', 'nobody', '--episodes', '1']) == 2
   assert 'valid choices' in capsys.readouterr().err
+
+
+def _action_noise_benchmark():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      'benchmarks', 'action_noise.py')
+  spec = importlib.util.spec_from_file_location('action_noise', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_action_noise_benchmark_pairs_noisy_teachers_with_the_evaluated_one(logged_steps):
+  bench = _action_noise_benchmark()
+  teacher = envs.make_teacher('scripted-generalization', 'triplet1')
+  noisy = bench.FixedNoise(teacher, 0.05).distribution(logged_steps[3])
+  np.testing.assert_array_equal(noisy.mean, teacher.distribution(logged_steps[3]).mean)
+  np.testing.assert_array_equal(noisy.stddev, np.full_like(noisy.mean, 0.05))
+  # Every stddev scales the episode's same standard-normal draws.
+  draws = np.random.default_rng([7, 1]).standard_normal(noisy.mean.shape)
+  np.testing.assert_allclose(action_of(noisy, 'stochastic', np.random.default_rng([7, 1])),
+                             np.clip(noisy.mean + 0.05 * draws, -1, 1), rtol=1e-6)
+  rows = bench.measure('scripted-generalization', 'triplet1', [0.5], episodes=3,
+                       episode_steps=150, chunk=2)
+  assert [r['stddev'] for r in rows] == [0.0, 0.5]  # 0 added: the pairing's reference.
+  # Stddev 0 is exactly the evaluation every student is compared with.
+  cell, = evaluate.evaluate(['scripted-generalization'], ['triplet1'], 3, episode_steps=150)
+  assert (rows[0]['successes'], rows[0]['mean_return']) == (
+      cell['successes'], round(cell['mean_return'], 3))
+  assert rows[0]['paired_with_stddev_0']['noisy_only'] == 0
+  assert rows[0]['paired_with_stddev_0']['noise_free_only'] == 0
+  assert sum(rows[1]['paired_with_stddev_0'].values()) == 3
+  assert rows[1]['mean_return'] != rows[0]['mean_return']  # The noise reached the env.
+  with pytest.raises(ValueError, match='>= 0'):
+    bench.measure('scripted-generalization', 'triplet1', [-0.1], episodes=1)
