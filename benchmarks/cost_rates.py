@@ -29,17 +29,21 @@ from learners.study import cost, grid  # pylint: disable=g-import-not-at-top
 from learners.training import workdir as run_files  # pylint: disable=g-import-not-at-top
 
 
-def samples(study_dir: str) -> dict:
-  """{unit: [seconds per unit, one per run]} from the study's finished runs."""
-  out = {}
+def _finished_state_runs(study_dir: str):
+  """(config, summary) of each finished state run; the model prices vision as a factor."""
   for run_dir in sorted(glob.glob(os.path.join(study_dir, 'runs', '*'))):
     summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
     if not os.path.exists(summary_path):
       continue
-    summary = run_files.read_json(summary_path)
     config = run_files.read_json(os.path.join(run_dir, 'config.json'))
-    if config['obs'] != 'state':
-      continue  # The model prices state runs; vision is a factor on top.
+    if config['obs'] == 'state':
+      yield config, run_files.read_json(summary_path)
+
+
+def samples(study_dir: str) -> dict:
+  """{unit: [seconds per unit, one per run]} from the study's finished runs."""
+  out = {}
+  for config, summary in _finished_state_runs(study_dir):
     timing, ledger = summary['timing'], summary['ledger']
     weighting = methods_lib.get_method(config['method']).weighting
     if ledger['grad_steps'] and not ledger['env_steps']:
@@ -100,14 +104,9 @@ def model_over_measured(study_dir: str) -> dict:
   Priced with the rates file as it is, so run it again after `--write` to see the fit.
   """
   out = {}
-  for run_dir in sorted(glob.glob(os.path.join(study_dir, 'runs', '*'))):
-    summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
-    if not os.path.exists(summary_path):
-      continue
-    summary = run_files.read_json(summary_path)
-    config = run_files.read_json(os.path.join(run_dir, 'config.json'))
+  for config, summary in _finished_state_runs(study_dir):
     process_s = summary['timing'].get('process_s')
-    if config['obs'] != 'state' or not process_s or summary['ledger'].get('resumes'):
+    if not process_s or summary['ledger'].get('resumes'):
       continue
     config.pop('workdir', None)
     kind = methods_lib.get_method(config['method']).kind
