@@ -4,9 +4,10 @@
   python benchmarks/cost_rates.py runs/demo --write    # refit learners/study/cost_rates.json
 
 Reads each run's `summary.json` (the loop's own timers: learner, actor,
-evaluation; and the launcher process's age, for the start-up) and prints, per
-unit the cost model prices, the median measured seconds, the model's value and
-their ratio.  `--write` puts
+evaluation, the online phase; and the launcher process's age, for the start-up)
+and prints, per unit the cost model prices, the median measured seconds, the
+model's value and their ratio; then, per run kind, the model's seconds for each
+run over its measured life (`run_seconds`).  `--write` puts
 the measured medians into the rates file `learners.study.cost` reads, keeping
 the old value for any unit no run measured (the output says which).  The
 machine's load while the study ran is in the figures: fit from a study run
@@ -84,7 +85,8 @@ def _online_phase(config: dict, timing: dict, ledger: dict):
   so it holds the online steps' share.  None for offline runs and resumed ones
   (their timers saw segments, not one straight run).
   """
-  if not ledger['env_steps'] or 'online_s' not in timing or ledger.get('resumes'):
+  if (not ledger['env_steps'] or not ledger['grad_steps'] or 'online_s' not in timing
+      or ledger.get('resumes')):
     return None
   share = 1.0 - cost.pretrain_steps(config) / ledger['grad_steps']
   if share <= 0 or not timing.get('actor_s'):
