@@ -33,8 +33,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q --runslow
 
+# The throughput figures.  The other scripts in benchmarks/ read a finished run
+# or study (action_gap, cost_rates) or take ~20 min (action_noise): run those by hand.
+THROUGHPUT = env_throughput dataset_build dataset_read learner_throughput online_throughput
+
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(PY) $$b; done
+	set -e; for b in $(THROUGHPUT); do $(PY) benchmarks/$$b.py; done
 
 clean:
 	rm -rf $(VENV) runs
