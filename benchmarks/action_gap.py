@@ -34,7 +34,6 @@ from envs import rollout  # pylint: disable=g-import-not-at-top
 from envs import stacking  # pylint: disable=g-import-not-at-top
 from envs import teachers as teachers_lib  # pylint: disable=g-import-not-at-top
 from envs.policy import call_unbatched  # pylint: disable=g-import-not-at-top
-from learners.training import config as config_lib  # pylint: disable=g-import-not-at-top
 from learners.training import setup  # pylint: disable=g-import-not-at-top
 
 AT_STEPS = (0, 10, 25, 50, 100, 200)
@@ -67,14 +66,12 @@ def main(argv=None):
   parser.add_argument('--starts', choices=('eval', 'dataset'), default='eval',
                       help="the evaluation seeds, or the teacher dataset's episode seeds")
   args = parser.parse_args(argv)
-  config = config_lib.saved_config(args.run_dir)
+  try:
+    config, _, learner = setup.restore_run(args.run_dir)
+  except setup.TrainingError as e:
+    parser.error(str(e))
   if config.obs != 'state':
-    print('error: action_gap reads state runs only', file=sys.stderr)
-    return 2
-  learner = setup.make_learner(config, config_lib.resolve_method(config))
-  if not learner.restore():
-    print(f'error: no checkpoint in {args.run_dir}', file=sys.stderr)
-    return 2
+    parser.error('action_gap reads state runs only')
   teacher = teachers_lib.make_teacher(config.teacher, config.triplet)
   env = stacking.make_env(config.triplet, obs_mode='state', episode_steps=config.episode_steps)
   if args.starts == 'eval':

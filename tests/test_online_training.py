@@ -274,23 +274,32 @@ def test_policy_min_stddev_reaches_the_networks(data_dir, tmp_path):
     config_lib.check_config(dataclasses.replace(config, policy_min_stddev=0.0))
 
 
+def _benchmark_module(name):
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(REPO, 'benchmarks', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _first_dataset_observation():
+  """The first observation of the teacher dataset's episode 0 (its seed, reset)."""
+  env = stacking.make_env('triplet1', obs_mode='state', episode_steps=STEPS)
+  env.reseed(rollout.episode_seed('triplet1', 'generalization', 0))
+  return env.reset().observation
+
+
 def test_action_gap_benchmark_matches_a_hand_computed_first_step(data_dir, tmp_path, capsys):
   config = _config(data_dir, tmp_path / 'run', 'BC')
   loop.train(config, log=lambda *a: None)
-  spec = importlib.util.spec_from_file_location(
-      'action_gap', os.path.join(REPO, 'benchmarks', 'action_gap.py'))
-  action_gap = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(action_gap)
+  action_gap = _benchmark_module('action_gap')
   capsys.readouterr()
   assert action_gap.main([config.workdir, '--episodes', '1', '--starts', 'dataset']) == 0
   lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
   assert [l['rollouts_of'] for l in lines] == ['teacher', 'student']
   # Step 0 is the dataset's first start whoever drives: the same gap, by hand.
-  learner = setup.make_learner(config, config_lib.resolve_method(config))
-  assert learner.restore()
-  env = stacking.make_env('triplet1', obs_mode='state', episode_steps=STEPS)
-  env.reseed(rollout.episode_seed('triplet1', 'generalization', 0))
-  observation = env.reset().observation
+  _, _, learner = setup.restore_run(config.workdir)
+  observation = _first_dataset_observation()
   student = call_unbatched(learner.eval_distribution, observation)
   teacher = teachers.make_teacher('generalization', 'triplet1').distribution(observation)
   expected = float(np.max(np.abs(student.mode() - teacher.mode())))
@@ -299,6 +308,43 @@ def test_action_gap_benchmark_matches_a_hand_computed_first_step(data_dir, tmp_p
     assert line['student_max_stddev_at_step']['0'] == pytest.approx(
         round(float(np.max(student.stddev)), 3), abs=1e-3)
     assert set(line['mean_gap_at_step']) == {'0', '10'}  # 20-step episodes.
+
+
+def test_q_select_takes_the_highest_q_of_the_mode_and_the_samples(data_dir, tmp_path, capsys):
+  config = _config(data_dir, tmp_path / 'run', 'CRR')
+  loop.train(config, log=lambda *a: None)
+  q_select = _benchmark_module('q_select')
+  _, _, learner = setup.restore_run(config.workdir)
+  observation = _first_dataset_observation()
+  dist = call_unbatched(learner.eval_distribution, observation)
+  np.testing.assert_array_equal(
+      q_select.select(learner, observation, 0, np.random.default_rng(0)), dist.mode())
+  # By hand: the same draws, each candidate's Q from its own batch-of-one call.
+  rng = np.random.default_rng(7)
+  candidates = [dist.mode()] + [dist.sample(rng) for _ in range(5)]
+  one = lambda a: float(learner.q_values(
+      {k: np.asarray(v)[None] for k, v in observation.items()}, a[None])[0])
+  best = candidates[int(np.argmax([one(a) for a in candidates]))]
+  chosen = q_select.select(learner, observation, 5, np.random.default_rng(7))
+  np.testing.assert_allclose(chosen, best)
+  assert not np.allclose(candidates[0], candidates[1])  # The samples differ from the mode.
+
+  capsys.readouterr()
+  runs = []
+  for _ in range(2):  # Seeded by the episode: a rerun prints the same lines.
+    assert q_select.main([config.workdir, '--samples', '3', '--episodes', '2']) == 0
+    runs.append([json.loads(l) for l in capsys.readouterr().out.splitlines()
+                 if l.startswith('{')])
+  assert runs[0] == runs[1]
+  mode_line, sampled = runs[0]
+  assert (mode_line['samples'], sampled['samples']) == (0, 3)
+  mode_wins = round(mode_line['success_rate'] * 2)
+  assert mode_line['both'] == mode_wins and mode_line['only_this'] == 0
+  assert sampled['both'] + sampled['only_mode'] == mode_wins
+  with pytest.raises(SystemExit):
+    q_select.main([config.workdir, '--samples', 'x'])
+  with pytest.raises(setup.TrainingError, match='is .* a run workdir'):
+    setup.restore_run(str(tmp_path / 'nothing'))
 
 
 def test_budget_and_method_errors_come_before_any_work(tmp_path):

@@ -28,9 +28,7 @@ from envs import rollout as rollout_lib
 from envs import specs
 from envs import stacking
 from envs import teachers as teachers_lib
-from learners.training import config as config_lib
 from learners.training import setup
-from learners.training import workdir as workdir_lib
 
 HELD_OUT_TAG = 'q-tracking'
 
@@ -88,16 +86,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--episodes', type=int, default=20)
   parser.add_argument('--output', default=None, help='where the figure goes (default: RUN)')
   args = parser.parse_args(argv)
-  config_path = os.path.join(args.run, workdir_lib.CONFIG_FILE)
-  if not os.path.exists(config_path):
-    parser.error(f'{config_path} does not exist: is {args.run} a run workdir?')
-  config = config_lib.saved_config(args.run)
-  method = config_lib.resolve_method(config)
+  try:
+    config, method, learner = setup.restore_run(args.run)
+  except setup.TrainingError as e:
+    parser.error(str(e))
   if not method.uses_critic:
     parser.error(f'{method.name} trains no critic; nothing to track.')
-  learner = setup.make_learner(config, method)
-  if not learner.restore():
-    parser.error(f'no learner checkpoint in {args.run}.')
   teacher = teachers_lib.make_teacher(config.teacher, config.triplet)
   env = stacking.make_env(config.triplet, obs_mode=config.obs,
                           episode_steps=config.episode_steps, image_size=config.image_size,

@@ -137,6 +137,23 @@ def make_learner(config: config_lib.RunConfig,
 # --- ledger and resume ----------------------------------------------------------
 
 
+def restore_run(run_dir: str):
+  """(config, method, learner) of a run workdir, the learner at its latest checkpoint.
+
+  For the tools that read a trained run (q_tracking, benchmarks/action_gap.py,
+  benchmarks/q_select.py); a TrainingError names what is missing.
+  """
+  config_path = os.path.join(run_dir, workdir_lib.CONFIG_FILE)
+  if not os.path.exists(config_path):
+    raise TrainingError(f'{config_path} does not exist: is {run_dir} a run workdir?')
+  config = config_lib.saved_config(run_dir)
+  method = config_lib.resolve_method(config)
+  learner = make_learner(config, method)
+  if not learner.restore():
+    raise TrainingError(f'no learner checkpoint in {run_dir}.')
+  return config, method, learner
+
+
 def restore_ledger(config: config_lib.RunConfig, online_budget: int,
                    learner: learner_lib.Learner, resuming: bool,
                    log=print) -> tuple[ledger_lib.Ledger, Optional[str]]:
