@@ -11,7 +11,10 @@ action selection among policy samples (as in EMaQ or IQL's sampled policy),
 a diagnostic and not a method of the study: cloning the teacher cannot beat
 it (docs/results/ablations.md, the teacher under action noise), so a student
 that beats it needs actions better than the teacher's where it fails, and this
-asks whether the critic knows any.  One JSON line per M: success with its
+asks whether the critic knows any.  `--pick random` is the control: one of the
+same candidates at random, the same exploration without the critic (with the
+mode among M + 1 candidates, a random pick is a sampled action most of the
+time, and the outcome is chaotic in the actions).  One JSON line per M: success with its
 95 % interval, and the episodes paired with M = 0 (both succeed, only this M,
 only the mode).  The draws are seeded by the episode, so a rerun gives the
 same numbers.  State observations only.
@@ -33,19 +36,24 @@ from envs.policy import call_unbatched  # pylint: disable=g-import-not-at-top
 from learners.training import setup  # pylint: disable=g-import-not-at-top
 
 
-def select(learner, observation, samples: int, rng: np.random.Generator) -> np.ndarray:
-  """The mode, or the highest-Q of the mode and `samples` policy samples."""
+def select(learner, observation, samples: int, rng: np.random.Generator,
+           pick: str = 'q') -> np.ndarray:
+  """The mode, or of the mode and `samples` policy samples the highest-Q one
+  (`pick` 'q') or one at random (`pick` 'random', the control: as noisy, no critic)."""
   dist = call_unbatched(learner.eval_distribution, observation)
   if samples == 0:
     return dist.mode()
   candidates = np.concatenate([dist.mode()[None]] + [dist.sample(rng)[None]
                                                      for _ in range(samples)])
+  if pick == 'random':
+    return candidates[rng.integers(len(candidates))]
   batch = {k: np.repeat(np.asarray(v)[None], len(candidates), axis=0)
            for k, v in observation.items()}
   return candidates[int(np.argmax(learner.q_values(batch, candidates)))]
 
 
-def successes(learner, env, triplet: str, episodes: int, samples: int) -> np.ndarray:
+def successes(learner, env, triplet: str, episodes: int, samples: int,
+              pick: str) -> np.ndarray:
   """[episodes] bool: whether each evaluation episode ends stacked."""
   out = []
   for i in range(episodes):
@@ -54,7 +62,7 @@ def successes(learner, env, triplet: str, episodes: int, samples: int) -> np.nda
     env.reseed(seed)
     timestep = env.reset()
     while not timestep.last():
-      timestep = env.step(select(learner, timestep.observation, samples, rng))
+      timestep = env.step(select(learner, timestep.observation, samples, rng, pick))
     out.append(bool(env.success))
   return np.asarray(out)
 
@@ -65,6 +73,9 @@ def main(argv=None):
   parser.add_argument('--samples', default='0,4,16',
                       help='comma-separated M; 0 (the mode) is always run first')
   parser.add_argument('--episodes', type=int, default=100)
+  parser.add_argument('--pick', choices=('q', 'random'), default='q',
+                      help="the critic's choice, or a random one of the same candidates "
+                           '(the control: the same action noise without the critic)')
   args = parser.parse_args(argv)
   try:
     values = sorted({0} | {int(m) for m in args.samples.split(',')})
@@ -83,12 +94,13 @@ def main(argv=None):
                           reward='sparse')
   mode = None
   for samples in values:
-    won = successes(learner, env, config.triplet, args.episodes, samples)
+    won = successes(learner, env, config.triplet, args.episodes, samples, args.pick)
     mode = won if mode is None else mode
     wins = int(won.sum())
     print(json.dumps({
         'figure': 'q_select', 'run': os.path.basename(args.run_dir.rstrip('/')),
-        'grad_step': learner.num_steps, 'samples': samples, 'episodes': args.episodes,
+        'grad_step': learner.num_steps, 'samples': samples, 'pick': args.pick,
+        'episodes': args.episodes,
         'success_rate': wins / args.episodes,
         'ci95': [round(x, 4) for x in envs_evaluate.wilson_interval(wins, args.episodes)],
         'both': int(np.sum(won & mode)), 'only_this': int(np.sum(won & ~mode)),

@@ -328,6 +328,10 @@ def test_q_select_takes_the_highest_q_of_the_mode_and_the_samples(data_dir, tmp_
   chosen = q_select.select(learner, observation, 5, np.random.default_rng(7))
   np.testing.assert_allclose(chosen, best)
   assert not np.allclose(candidates[0], candidates[1])  # The samples differ from the mode.
+  # The control draws the same candidates, then one at random from the same generator.
+  np.testing.assert_allclose(
+      q_select.select(learner, observation, 5, np.random.default_rng(7), pick='random'),
+      candidates[rng.integers(len(candidates))])
 
   capsys.readouterr()
   runs = []
