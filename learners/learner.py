@@ -120,7 +120,7 @@ class Learner:
     self._distribution_fn = networks.numpy_distribution(self._policy, config.obs_mode,
                                                         config.image_size)
     self._eval_distribution_fn = self._distribution_fn
-    self._q_values_fn = None  # Compiled at the first `q_values` call.
+    self._q_values_fn = networks.numpy_q_values(self._critic, config.obs_mode, config.image_size)
     # The actor's one-observation calls (state): numpy on a copy of the weights,
     # copied again once the learner has stepped.  -1: copy at the first call.
     self._actor_policy = (networks.NumpyStatePolicy(self._policy)
@@ -171,24 +171,8 @@ class Learner:
     return self._eval_distribution_fn(observation)
 
   def q_values(self, observation, action) -> np.ndarray:
-    """The critic's mean return of (s, a), batched numpy: [B].
-
-    One concrete function for any batch size, built at the first call: a tool
-    that asks per env step (benchmarks/q_select.py) would otherwise pay eager
-    dispatch through the whole critic every step.
-    """
-    obs_spec = specs.observation_spec(self.config.obs_mode, self.config.image_size)
-    if self._q_values_fn is None:
-      signature = ({k: tf.TensorSpec((None,) + tuple(obs_spec[k].shape), obs_spec[k].dtype, k)
-                    for k in self._student_keys},
-                   tf.TensorSpec((None, specs.ACTION_DIM), tf.float32, 'action'))
-
-      @tf.function(input_signature=signature)
-      def q_values(obs, act):
-        return distributional.mean_value(self._critic(obs, act), self._critic.support)
-      self._q_values_fn = q_values.get_concrete_function()
-    obs = {k: np.asarray(observation[k], obs_spec[k].dtype) for k in self._student_keys}
-    return self._q_values_fn(obs, np.asarray(action, np.float32)).numpy()
+    """The critic's mean return of (s, a), batched numpy: [B]."""
+    return self._q_values_fn(observation, action)
 
   def teacher_labels(self, batch: types.Batch):
     """The teacher's (mean, stddev) on the batch states, or None if unused.

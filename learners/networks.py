@@ -7,6 +7,7 @@ is what makes 20-sample MPO affordable with images.
 """
 
 import dataclasses
+import functools
 from typing import Mapping, Sequence, Tuple
 
 import numpy as np
@@ -16,6 +17,7 @@ import threadpoolctl
 
 from envs import policy as policy_lib
 from envs import specs
+from learners import distributional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +215,30 @@ def numpy_distribution(policy: GaussianPolicy, obs_mode: str, image_size: int):
     out = concrete({k: np.asarray(observation[k], obs_spec[k].dtype) for k in keys}).numpy()
     return policy_lib.GaussianAction(out[..., :specs.ACTION_DIM], out[..., specs.ACTION_DIM:])
   return distribution
+
+
+def numpy_q_values(critic: 'CategoricalCritic', obs_mode: str, image_size: int):
+  """`critic` (built) as a compiled numpy call: (observation, action) -> mean return [B].
+
+  One concrete function for any batch size, as `numpy_distribution`: a tool that
+  asks per env step (benchmarks/q_select.py) would otherwise pay eager dispatch
+  through the whole critic every step.  Traced at the first call, not here: most
+  learners never ask.
+  """
+  obs_spec = specs.observation_spec(obs_mode, image_size)
+  keys = specs.STUDENT_KEYS[obs_mode]
+  signature = ({k: tf.TensorSpec((None,) + tuple(obs_spec[k].shape), obs_spec[k].dtype, k)
+                for k in keys}, tf.TensorSpec((None, specs.ACTION_DIM), tf.float32, 'action'))
+
+  @tf.function(input_signature=signature)
+  def forward(observation, action):
+    return distributional.mean_value(critic(observation, action), critic.support)
+  concrete = functools.cache(forward.get_concrete_function)
+
+  def q_values(observation: Mapping[str, np.ndarray], action: np.ndarray) -> np.ndarray:
+    return concrete()({k: np.asarray(observation[k], obs_spec[k].dtype) for k in keys},
+                    np.asarray(action, np.float32)).numpy()
+  return q_values
 
 
 # --- The actor's policy call in numpy ---------------------------------------------
