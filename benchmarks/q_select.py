@@ -43,8 +43,7 @@ def select(learner, observation, samples: int, rng: np.random.Generator,
   dist = call_unbatched(learner.eval_distribution, observation)
   if samples == 0:
     return dist.mode()
-  candidates = np.concatenate([dist.mode()[None]] + [dist.sample(rng)[None]
-                                                     for _ in range(samples)])
+  candidates = np.stack([dist.mode()] + [dist.sample(rng) for _ in range(samples)])
   if pick == 'random':
     return candidates[rng.integers(len(candidates))]
   batch = {k: np.repeat(np.asarray(v)[None], len(candidates), axis=0)

@@ -193,6 +193,18 @@ class CategoricalCritic(snt.Module):
     return self._head(self._torso(x))
 
 
+def _student_observation(obs_mode: str, image_size: int):
+  """The student's observation as a compiled function's input: its TensorSpecs (any
+  batch size) and a cast of numpy inputs to the spec's dtypes (env outputs may be
+  float64)."""
+  obs_spec = specs.observation_spec(obs_mode, image_size)
+  keys = specs.STUDENT_KEYS[obs_mode]
+  signature = {k: tf.TensorSpec((None,) + tuple(obs_spec[k].shape), obs_spec[k].dtype, k)
+               for k in keys}
+  return signature, lambda observation: {k: np.asarray(observation[k], obs_spec[k].dtype)
+                                         for k in keys}
+
+
 def numpy_distribution(policy: GaussianPolicy, obs_mode: str, image_size: int):
   """`policy` (built) as a compiled numpy call: batched observation -> `GaussianAction`.
 
@@ -201,10 +213,7 @@ def numpy_distribution(policy: GaussianPolicy, obs_mode: str, image_size: int):
   once: about half the time of calling a plain `tf.function` (docs/launch.md,
   "Speed").  Inputs are cast to the spec's dtypes (env outputs may be float64).
   """
-  obs_spec = specs.observation_spec(obs_mode, image_size)
-  keys = specs.STUDENT_KEYS[obs_mode]
-  signature = {k: tf.TensorSpec((None,) + tuple(obs_spec[k].shape), obs_spec[k].dtype, k)
-               for k in keys}
+  signature, cast = _student_observation(obs_mode, image_size)
 
   @tf.function(input_signature=[signature])
   def forward(observation):
@@ -212,7 +221,7 @@ def numpy_distribution(policy: GaussianPolicy, obs_mode: str, image_size: int):
   concrete = forward.get_concrete_function()
 
   def distribution(observation: Mapping[str, np.ndarray]) -> policy_lib.GaussianAction:
-    out = concrete({k: np.asarray(observation[k], obs_spec[k].dtype) for k in keys}).numpy()
+    out = concrete(cast(observation)).numpy()
     return policy_lib.GaussianAction(out[..., :specs.ACTION_DIM], out[..., specs.ACTION_DIM:])
   return distribution
 
@@ -225,19 +234,16 @@ def numpy_q_values(critic: 'CategoricalCritic', obs_mode: str, image_size: int):
   through the whole critic every step.  Traced at the first call, not here: most
   learners never ask.
   """
-  obs_spec = specs.observation_spec(obs_mode, image_size)
-  keys = specs.STUDENT_KEYS[obs_mode]
-  signature = ({k: tf.TensorSpec((None,) + tuple(obs_spec[k].shape), obs_spec[k].dtype, k)
-                for k in keys}, tf.TensorSpec((None, specs.ACTION_DIM), tf.float32, 'action'))
+  signature, cast = _student_observation(obs_mode, image_size)
 
-  @tf.function(input_signature=signature)
+  @tf.function(input_signature=(signature, tf.TensorSpec((None, specs.ACTION_DIM), tf.float32,
+                                                         'action')))
   def forward(observation, action):
     return distributional.mean_value(critic(observation, action), critic.support)
   concrete = functools.cache(forward.get_concrete_function)
 
   def q_values(observation: Mapping[str, np.ndarray], action: np.ndarray) -> np.ndarray:
-    return concrete()({k: np.asarray(observation[k], obs_spec[k].dtype) for k in keys},
-                    np.asarray(action, np.float32)).numpy()
+    return concrete()(cast(observation), np.asarray(action, np.float32)).numpy()
   return q_values
 
 
