@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from envs import rollout
+from envs import specs
 from envs import stacking
 from envs import teachers
 from envs.policy import call_unbatched
@@ -349,6 +350,49 @@ def test_q_select_takes_the_highest_q_of_the_mode_and_the_samples(data_dir, tmp_
     q_select.main([config.workdir, '--samples', 'x'])
   with pytest.raises(setup.TrainingError, match='is .* a run workdir'):
     setup.restore_run(str(tmp_path / 'nothing'))
+
+
+def test_crr_weights_scores_the_dataset_as_the_policy_loss_does(data_dir, tmp_path, capsys):
+  crr_weights = _benchmark_module('crr_weights')
+  # Known answers: the AUC of hand-made scores, the shares of hand-made weights.
+  assert crr_weights.auc(np.array([3., 1., 2., 2.]), np.array([True, False, True, False])) == (
+      (3 + 0.5) / 4)  # Pairs 3>1, 3>2, 2>1 and one tie, of four.
+  line = crr_weights.summarise([np.array([2., 2.]), np.array([1., 1.])],
+                               [np.array([.5, .5]), np.array([0., 0.])], np.array([True, False]))
+  assert (line['succeeded_share_unweighted'], line['succeeded_share_weighted']) == (0.5, 0.6667)
+  assert line['episode_auc'] == 1.0 and line['mean_weight'] == {'succeeded': 2., 'failed': 1.}
+
+  config = _config(data_dir, tmp_path / 'run', 'CRR')
+  loop.train(config, log=lambda *a: None)
+  _, method, learner = setup.restore_run(config.workdir)
+  observation = {k: np.stack([_first_dataset_observation()[k]] * 3)
+                 for k in specs.STUDENT_KEYS['state']}
+  action = np.full((3, specs.ACTION_DIM), 0.1, np.float32)
+  eta, clip = 0.5, 1.5
+  w, adv = crr_weights.episode_weights(learner, observation, action, 2, eta, clip,
+                                       np.random.default_rng(3))
+  # By hand: the same two draws of the trained policy, their mean Q as V(s).
+  rng, dist = np.random.default_rng(3), learner.distribution(observation)
+  drawn = [dist.sample(rng) for _ in range(2)]
+  value = np.mean([learner.q_values(observation, a) for a in drawn], axis=0)
+  np.testing.assert_allclose(adv, learner.q_values(observation, action) - value, rtol=1e-5)
+  np.testing.assert_allclose(w, np.minimum(np.exp(adv / eta), clip), rtol=1e-5)
+
+  capsys.readouterr()
+  runs = []
+  for _ in range(2):  # Seeded by the episode: a rerun prints the same line.
+    assert crr_weights.main([config.workdir, '--episodes', '3']) == 0
+    runs.append([json.loads(l) for l in capsys.readouterr().out.splitlines()
+                 if l.startswith('{')])
+  assert runs[0] == runs[1] and len(runs[0]) == 1
+  line = runs[0][0]
+  # STEPS actions per episode; the RLDS step after the last one holds no action.
+  assert (line['episodes'], line['transitions']) == (3, 3 * STEPS)
+  assert line['eta'] == method.eta(learner.num_steps)
+  bc = _config(data_dir, tmp_path / 'bc', 'BC')
+  loop.train(bc, log=lambda *a: None)
+  with pytest.raises(SystemExit):  # BC has no critic to weight with.
+    crr_weights.main([bc.workdir])
 
 
 def test_budget_and_method_errors_come_before_any_work(tmp_path):
