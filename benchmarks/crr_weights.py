@@ -14,8 +14,10 @@ the episode ended stacked.  So this prints one JSON line: the share of the
 transitions that come from succeeded episodes, unweighted (what BC trains on)
 and weighted (what CRR trains on); the mean weight and advantage on either
 side; the share of either side's transitions that the filter all but drops
-(w < 0.1) or boosts (w > 2); the share of succeeded-episode transitions among
-the top 10 % of weights; and the AUC of an episode's mean advantage as a score for its
+(w < 0.1) or boosts (w > 2); the mean advantage over each eighth of the
+episodes on either side, and the median step at which the succeeded ones first
+stack (where in an episode the critic tells them apart); the share of
+succeeded-episode transitions among the top 10 % of weights; and the AUC of an episode's mean advantage as a score for its
 success (0.5: the critic does not tell them apart).  The policy draws are
 seeded by the episode index, so a rerun prints the same line.  State runs only.
 """
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 
@@ -55,9 +58,21 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
   return float(greater + 0.5 * ties)
 
 
-def summarise(weights: list, advantages: list, success: np.ndarray) -> dict:
-  """The JSON line's figures from per-episode weights/advantages and success flags."""
+def by_eighth(advantages: list, success: np.ndarray, flag: bool) -> Optional[list]:
+  """Mean advantage over each eighth of the episodes that end `flag` (succeeded or
+  not): where in an episode the critic tells the outcomes apart."""
+  parts = min(8, min(len(a) for a in advantages))  # Fewer for episodes under 8 steps.
+  rows = [[part.mean() for part in np.array_split(a, parts)]
+          for a, s in zip(advantages, success) if s == flag]
+  return [round(float(x), 4) for x in np.mean(rows, axis=0)] if rows else None
+
+
+def summarise(weights: list, advantages: list, success: np.ndarray,
+              first_stacked: Optional[list] = None) -> dict:
+  """The JSON line's figures from per-episode weights/advantages and success flags
+  (and each episode's first rewarded step, None where it never stacks)."""
   won = np.concatenate([np.full(len(w), s) for w, s in zip(weights, success)])
+  stacked = [t for t, s in zip(first_stacked or [], success) if s and t is not None]
   w, adv = np.concatenate(weights), np.concatenate(advantages)
   top = w >= np.quantile(w, 0.9)
   side = lambda x, flag: round(float(x[won == flag].mean()), 4) if np.any(won == flag) else None
@@ -72,6 +87,9 @@ def summarise(weights: list, advantages: list, success: np.ndarray) -> dict:
       # How much of each side the filter all but drops, and how much it boosts.
       'dropped_share': {'succeeded': side(w < 0.1, True), 'failed': side(w < 0.1, False)},
       'boosted_share': {'succeeded': side(w > 2.0, True), 'failed': side(w > 2.0, False)},
+      'mean_advantage_by_eighth': {'succeeded': by_eighth(advantages, success, True),
+                                   'failed': by_eighth(advantages, success, False)},
+      'first_stacked_step_median': float(np.median(stacked)) if stacked else None,  # Succeeded.
       'weight_range': [round(float(w.min()), 3), round(float(w.max()), 3)],
       'episode_auc': round(auc(np.array([a.mean() for a in advantages]), success), 4),
   }
@@ -97,12 +115,12 @@ def main(argv=None):
   samples = args.samples or method.advantage_samples
   eta = float(method.eta(learner.num_steps))
   keys = specs.STUDENT_KEYS[config.obs]
-  weights, advantages, success = [], [], []
+  weights, advantages, success, first_stacked = [], [], [], []
   episodes = setup.load_or_build_dataset(config).take(args.episodes)
   for i, episode in enumerate(episodes):
     steps = next(iter(episode['steps'].batch(10 ** 6)))  # One episode, whole.
     steps = {'observation': {k: steps['observation'][k].numpy() for k in keys},
-             'action': steps['action'].numpy()}
+             'action': steps['action'].numpy(), 'reward': steps['reward'].numpy()}
     # The last step of an RLDS episode ends it: its action is no transition's.
     observation = {k: steps['observation'][k][:-1] for k in keys}
     w, adv = episode_weights(learner, observation, steps['action'][:-1], samples, eta,
@@ -110,10 +128,12 @@ def main(argv=None):
     weights.append(w)
     advantages.append(adv)
     success.append(bool(episode['success']))
+    rewarded = np.flatnonzero(steps['reward'][:-1] > 0)  # Sparse: > 0 while stacked.
+    first_stacked.append(int(rewarded[0]) if rewarded.size else None)
   print(json.dumps({'figure': 'crr_weights', 'run': os.path.basename(args.run_dir.rstrip('/')),
                     'method': method.name, 'grad_step': learner.num_steps, 'eta': eta,
                     'samples': samples,
-                    **summarise(weights, advantages, np.asarray(success))}))
+                    **summarise(weights, advantages, np.asarray(success), first_stacked)}))
   return 0
 
 

@@ -157,6 +157,13 @@ def check_teacher_dataset(name: str, data_dir: str,
   return vdir
 
 
+def read_manifest(name: str, data_dir: str, version: str = rlds_spec.VERSION) -> dict:
+  """The manifest of a checked dataset: its config, episodes and each shard's sha256."""
+  vdir = check_teacher_dataset(name, data_dir, version, verify='none')
+  with tf.io.gfile.GFile(os.path.join(vdir, MANIFEST)) as f:
+    return json.load(f)
+
+
 def teacher_builder(name: str, data_dir: str, version: str = rlds_spec.VERSION,
                     verify: str = 'size') -> tfds.core.DatasetBuilder:
   """A read-only TFDS builder of a checked teacher dataset (no builder import)."""

@@ -105,6 +105,13 @@ def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
   saved = json.load(open(os.path.join(config.workdir, run_files.CONFIG_FILE)))
   assert saved['method'] == method and saved['budget'] == config.budget
   assert os.listdir(os.path.join(config.workdir, run_files.TENSORBOARD_DIR))
+  recorded = os.path.join(config.workdir, run_files.DATASET_FILE)
+  if config.offline_episodes:  # The bytes it trained on, as the dataset's manifest lists them.
+    manifest = teacher_dataset.read_manifest(setup.teacher_dataset_name(config), data_dir)
+    assert json.load(open(recorded)) == manifest and manifest['files']
+    assert all(len(f['sha256']) == 64 for f in manifest['files'].values())
+  else:
+    assert not os.path.exists(recorded)
 
 
 def test_several_grad_steps_per_update(data_dir, tmp_path):
@@ -360,7 +367,14 @@ def test_crr_weights_scores_the_dataset_as_the_policy_loss_does(data_dir, tmp_pa
   line = crr_weights.summarise([np.array([2., 2.]), np.array([1., 1.])],
                                [np.array([.5, .5]), np.array([0., 0.])], np.array([True, False]))
   assert (line['succeeded_share_unweighted'], line['succeeded_share_weighted']) == (0.5, 0.6667)
+  assert line['first_stacked_step_median'] is None  # No first stacked step was given.
+  stacked = crr_weights.summarise([np.ones(2)] * 3, [np.zeros(2)] * 3,
+                                  np.array([True, False, True]), [4, 1, 7])
+  assert stacked['first_stacked_step_median'] == 5.5  # The succeeded ones: 4 and 7.
   assert line['episode_auc'] == 1.0 and line['mean_weight'] == {'succeeded': 2., 'failed': 1.}
+  eighths = crr_weights.by_eighth([np.arange(16.), np.zeros(16), np.ones(16)],
+                                  np.array([True, False, True]), True)
+  assert eighths == [(2 * i + 0.5 + 1) / 2 for i in range(8)]  # Pairs of 0..15, with 1s.
 
   config = _config(data_dir, tmp_path / 'run', 'CRR')
   loop.train(config, log=lambda *a: None)

@@ -93,6 +93,19 @@ def load_or_build_dataset(config: config_lib.RunConfig, log=print) -> tf.data.Da
   return teacher_dataset.load_teacher_dataset(name, data_dir)
 
 
+def record_dataset(config: config_lib.RunConfig) -> None:
+  """Writes the teacher dataset's manifest (each shard's sha256) into the workdir.
+
+  The config names a dataset, not its bytes: two runs of one config on datasets
+  built on different machines can then be told apart, or shown to share data.
+  """
+  from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
+  manifest = teacher_dataset.read_manifest(teacher_dataset_name(config),
+                                           os.path.expanduser(config.data_dir))
+  workdir_lib.write_json_atomic(os.path.join(config.workdir, workdir_lib.DATASET_FILE),
+                                manifest)
+
+
 def filter_offline(config: config_lib.RunConfig, episodes: tf.data.Dataset,
                    log=print) -> tuple[tf.data.Dataset, int]:
   """The teacher episodes the learner trains on (`offline_filter`), and how many."""
@@ -320,6 +333,7 @@ def build(config: config_lib.RunConfig, log=print) -> Parts:
   episodes, train_episodes = None, 0
   if config.offline_episodes:
     episodes, train_episodes = filter_offline(config, load_or_build_dataset(config, log), log)
+    record_dataset(config)
   learner = make_learner(config, method)
   ledger, replay_checkpoint = restore_ledger(config, online_budget, learner, resuming, log)
 

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Optional
 CONFIG_FILE = 'config.json'
 EVAL_FILE = 'eval.json'
 SUMMARY_FILE = 'summary.json'
+DATASET_FILE = 'dataset.json'  # The teacher dataset's manifest: what the run trained on.
 METRICS_FILE = 'metrics.jsonl'
 PROGRESS_FILE = 'progress.json'
 RUN_LOG_FILE = 'run.log'
