@@ -122,7 +122,7 @@ _LOCK_WAIT_S = 120.0
 def _only_a_log(workdir: str) -> bool:
   """Whether a workdir this call created holds nothing but the log of its refusal."""
   return set(os.listdir(workdir)) <= {workdir_lib.RUN_LOG_FILE, workdir_lib.CONFIG_FILE,
-                                      workdir_lib.LOCK_FILE}
+                                      workdir_lib.DATASET_FILE, workdir_lib.LOCK_FILE}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
