@@ -9,6 +9,7 @@ episode in the log exactly once.
 """
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -153,6 +154,25 @@ def _break(path, how):
              'truncated': data[:len(data) // 2],
              'dangling': b'model_checkpoint_path: "ckpt-99"\n'
                          b'all_model_checkpoint_paths: "ckpt-99"\n'}[how])
+
+
+def test_resume_on_other_dataset_bytes_is_refused(checkpointed, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(checkpointed.workdir, workdir)
+  recorded = os.path.join(workdir, run_files.DATASET_FILE)
+  manifest = json.load(open(recorded))
+  shard = sorted(manifest['files'])[0]
+  manifest['files'][shard]['sha256'] = '0' * 64  # As if the run had started on other bytes.
+  with open(recorded, 'w') as f:
+    json.dump(manifest, f)
+  before = _snapshot(workdir)
+  config = dataclasses.replace(checkpointed, workdir=workdir, resume=True)
+  with pytest.raises(config_lib.TrainingError, match='not the one this run started on'):
+    loop.train(config, log=lambda *a: None)
+  after = _snapshot(workdir)
+  after.pop(run_files.CONFIG_FILE)  # Rewritten with the same settings.
+  before.pop(run_files.CONFIG_FILE)
+  assert after == before
 
 
 @pytest.mark.parametrize('target,how,message,named', [

@@ -8,6 +8,7 @@ and the offline stream starts at the item the restored ledger says it reached.
 """
 
 import dataclasses
+import json
 import os
 from typing import Callable, Optional
 
@@ -98,12 +99,24 @@ def record_dataset(config: config_lib.RunConfig) -> None:
 
   The config names a dataset, not its bytes: two runs of one config on datasets
   built on different machines can then be told apart, or shown to share data.
+  A resume on other bytes than the run started with is refused: the offline
+  stream would silently change under it.
   """
   from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
-  manifest = teacher_dataset.read_manifest(teacher_dataset_name(config),
-                                           os.path.expanduser(config.data_dir))
-  workdir_lib.write_json_atomic(os.path.join(config.workdir, workdir_lib.DATASET_FILE),
-                                manifest)
+  name = teacher_dataset_name(config)
+  manifest = teacher_dataset.read_manifest(name, os.path.expanduser(config.data_dir))
+  path = os.path.join(config.workdir, workdir_lib.DATASET_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      recorded = json.load(f)
+    if recorded != manifest:
+      raise TrainingError(
+          f'Teacher dataset {name} in {config.data_dir} is not the one this run started '
+          f'on: its manifest differs from {path} (shard sha256s). Put the original '
+          'dataset back (same seed and config rebuild the same bytes) or start a new '
+          'workdir.')
+    return
+  workdir_lib.write_json_atomic(path, manifest)
 
 
 def filter_offline(config: config_lib.RunConfig, episodes: tf.data.Dataset,
