@@ -17,9 +17,10 @@ side; the share of either side's transitions that the filter all but drops
 (w < 0.1) or boosts (w > 2); the mean advantage over each eighth of the
 episodes on either side, and the median step at which the succeeded ones first
 stack (where in an episode the critic tells them apart); the share of
-succeeded-episode transitions among the top 10 % of weights; and the AUC of an episode's mean advantage as a score for its
-success (0.5: the critic does not tell them apart).  The policy draws are
-seeded by the episode index, so a rerun prints the same line.  State runs only.
+succeeded-episode transitions among the top 10 % of weights; and the AUC of
+an episode's mean advantage as a score for its success (0.5: the critic does
+not tell them apart).  The policy draws are seeded by the episode index, so a
+rerun prints the same line.  State runs only.
 """
 
 import argparse
