@@ -36,7 +36,9 @@ sys.path.insert(0, REPO)
 
 from envs import specs  # pylint: disable=g-import-not-at-top
 from learners import losses  # pylint: disable=g-import-not-at-top
+from learners.training import recovery  # pylint: disable=g-import-not-at-top
 from learners.training import setup  # pylint: disable=g-import-not-at-top
+from pipelines import teacher_dataset  # pylint: disable=g-import-not-at-top
 
 
 def episode_weights(learner, observation: dict, action: np.ndarray, samples: int,
@@ -116,20 +118,21 @@ def main(argv=None):
   samples = args.samples or method.advantage_samples
   eta = float(method.eta(learner.num_steps))
   keys = specs.STUDENT_KEYS[config.obs]
+  try:  # The run's dataset as it is: a diagnostic builds nothing.
+    episodes = teacher_dataset.load_teacher_dataset(setup.teacher_dataset_name(config),
+                                                    os.path.expanduser(config.data_dir))
+  except teacher_dataset.TeacherDatasetError as e:
+    parser.error(str(e))
   weights, advantages, success, first_stacked = [], [], [], []
-  episodes = setup.load_or_build_dataset(config).take(args.episodes)
-  for i, episode in enumerate(episodes):
-    steps = next(iter(episode['steps'].batch(10 ** 6)))  # One episode, whole.
-    steps = {'observation': {k: steps['observation'][k].numpy() for k in keys},
-             'action': steps['action'].numpy(), 'reward': steps['reward'].numpy()}
-    # The last step of an RLDS episode ends it: its action is no transition's.
-    observation = {k: steps['observation'][k][:-1] for k in keys}
-    w, adv = episode_weights(learner, observation, steps['action'][:-1], samples, eta,
-                             method.weight_clip, np.random.default_rng(i))
+  for i, episode in enumerate(episodes.take(args.episodes)):
+    items = recovery.episode_items(episode, n_step=1, gamma=config.gamma)
+    w, adv = episode_weights(learner, {k: items['observation'][k] for k in keys},
+                             items['action'], samples, eta, method.weight_clip,
+                             np.random.default_rng(i))
     weights.append(w)
     advantages.append(adv)
     success.append(bool(episode['success']))
-    rewarded = np.flatnonzero(steps['reward'][:-1] > 0)  # Sparse: > 0 while stacked.
+    rewarded = np.flatnonzero(items['reward'] > 0)  # Sparse: > 0 while stacked.
     first_stacked.append(int(rewarded[0]) if rewarded.size else None)
   print(json.dumps({'figure': 'crr_weights', 'run': os.path.basename(args.run_dir.rstrip('/')),
                     'method': method.name, 'grad_step': learner.num_steps, 'eta': eta,

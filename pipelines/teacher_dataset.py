@@ -97,6 +97,11 @@ def _available_versions(cdir: str) -> list[str]:
                 if n[:1].isdigit() and 'incomplete' not in n)
 
 
+def _load_manifest(vdir: str) -> dict:
+  with tf.io.gfile.GFile(os.path.join(vdir, MANIFEST)) as f:
+    return json.load(f)
+
+
 def check_teacher_dataset(name: str, data_dir: str,
                           version: str = rlds_spec.VERSION,
                           verify: str = 'size') -> str:
@@ -134,8 +139,7 @@ def check_teacher_dataset(name: str, data_dir: str,
     raise TeacherDatasetError(
         f'Teacher dataset {name} in {vdir} is incomplete: {manifest_path} is '
         f'missing (the build did not finish). Rebuild it with:\n  {fix}')
-  with tf.io.gfile.GFile(manifest_path) as f:
-    manifest = json.load(f)
+  manifest = _load_manifest(vdir)
   if verify == 'none':
     return vdir
   for fname, expected in sorted(manifest['files'].items()):
@@ -159,9 +163,7 @@ def check_teacher_dataset(name: str, data_dir: str,
 
 def read_manifest(name: str, data_dir: str, version: str = rlds_spec.VERSION) -> dict:
   """The manifest of a checked dataset: its config, episodes and each shard's sha256."""
-  vdir = check_teacher_dataset(name, data_dir, version, verify='none')
-  with tf.io.gfile.GFile(os.path.join(vdir, MANIFEST)) as f:
-    return json.load(f)
+  return _load_manifest(check_teacher_dataset(name, data_dir, version, verify='none'))
 
 
 def teacher_builder(name: str, data_dir: str, version: str = rlds_spec.VERSION,

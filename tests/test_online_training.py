@@ -367,11 +367,11 @@ def test_crr_weights_scores_the_dataset_as_the_policy_loss_does(data_dir, tmp_pa
   line = crr_weights.summarise([np.array([2., 2.]), np.array([1., 1.])],
                                [np.array([.5, .5]), np.array([0., 0.])], np.array([True, False]))
   assert (line['succeeded_share_unweighted'], line['succeeded_share_weighted']) == (0.5, 0.6667)
+  assert line['episode_auc'] == 1.0 and line['mean_weight'] == {'succeeded': 2., 'failed': 1.}
   assert line['first_stacked_step_median'] is None  # No first stacked step was given.
   stacked = crr_weights.summarise([np.ones(2)] * 3, [np.zeros(2)] * 3,
                                   np.array([True, False, True]), [4, 1, 7])
   assert stacked['first_stacked_step_median'] == 5.5  # The succeeded ones: 4 and 7.
-  assert line['episode_auc'] == 1.0 and line['mean_weight'] == {'succeeded': 2., 'failed': 1.}
   eighths = crr_weights.by_eighth([np.arange(16.), np.zeros(16), np.ones(16)],
                                   np.array([True, False, True]), True)
   assert eighths == [(2 * i + 0.5 + 1) / 2 for i in range(8)]  # Pairs of 0..15, with 1s.
@@ -403,6 +403,12 @@ def test_crr_weights_scores_the_dataset_as_the_policy_loss_does(data_dir, tmp_pa
   # STEPS actions per episode; the RLDS step after the last one holds no action.
   assert (line['episodes'], line['transitions']) == (3, 3 * STEPS)
   assert line['eta'] == method.eta(learner.num_steps)
+  gone = dataclasses.replace(config, data_dir=str(tmp_path / 'no_data'))
+  with open(os.path.join(config.workdir, run_files.CONFIG_FILE), 'w') as f:
+    json.dump(gone.to_json(), f)
+  with pytest.raises(SystemExit):  # A diagnostic builds no dataset: it names the missing one.
+    crr_weights.main([config.workdir])
+  assert 'is not built' in capsys.readouterr().err and not (tmp_path / 'no_data').exists()
   bc = _config(data_dir, tmp_path / 'bc', 'BC')
   loop.train(bc, log=lambda *a: None)
   with pytest.raises(SystemExit):  # BC has no critic to weight with.

@@ -8,7 +8,6 @@ and the offline stream starts at the item the restored ledger says it reached.
 """
 
 import dataclasses
-import json
 import os
 from typing import Callable, Optional
 
@@ -106,17 +105,14 @@ def record_dataset(config: config_lib.RunConfig) -> None:
   name = teacher_dataset_name(config)
   manifest = teacher_dataset.read_manifest(name, os.path.expanduser(config.data_dir))
   path = os.path.join(config.workdir, workdir_lib.DATASET_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      recorded = json.load(f)
-    if recorded != manifest:
-      raise TrainingError(
-          f'Teacher dataset {name} in {config.data_dir} is not the one this run started '
-          f'on: its manifest differs from {path} (shard sha256s). Put the original '
-          'dataset back (same seed and config rebuild the same bytes) or start a new '
-          'workdir.')
-    return
-  workdir_lib.write_json_atomic(path, manifest)
+  if not os.path.exists(path):
+    workdir_lib.write_json_atomic(path, manifest)
+  elif workdir_lib.read_json(path) != manifest:
+    raise TrainingError(
+        f'Teacher dataset {name} in {config.data_dir} is not the one this run started '
+        f'on: its manifest differs from {path} (shard sha256s). Put the original '
+        'dataset back (same seed and config rebuild the same bytes) or start a new '
+        'workdir.')
 
 
 def filter_offline(config: config_lib.RunConfig, episodes: tf.data.Dataset,
