@@ -41,7 +41,7 @@ def test_study_paper_grid_size():
 
 
 def test_study_laptop_and_demo_specs_expand():
-  for name in ('laptop', 'laptop_scripted', 'demo'):
+  for name in ('laptop', 'laptop_scripted', 'laptop_triplet2', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
