@@ -129,6 +129,23 @@ def test_study_grid_of_blocks(tmp_path):
                                                         budgets=[10])])))
 
 
+def test_study_seed_major_run_order(tmp_path):
+  blocks = [dict(methods=['CRR'], budgets=[10, 20], seeds=[0, 1]),
+            dict(methods=['R-CRR'], budgets=[10], offline_episodes=[5], seeds=[3, 4])]
+  order = lambda runs: [(r.config['method'], r.config['budget'], r.config['seed']) for r in runs]
+  listed = grid.expand(spec_lib.load_spec(_spec(tmp_path, dict(grid=blocks))))
+  assert order(listed) == [('CRR', 10, 0), ('CRR', 10, 1), ('CRR', 20, 0), ('CRR', 20, 1),
+                           ('R-CRR', 10, 3), ('R-CRR', 10, 4)]
+  seed_major = grid.expand(spec_lib.load_spec(_spec(
+      tmp_path, dict(grid=blocks, run_order='seed_major'))))
+  # Each cell's first seed (R-CRR's is 3) before any cell's second.
+  assert order(seed_major) == [('CRR', 10, 0), ('CRR', 20, 0), ('R-CRR', 10, 3),
+                               ('CRR', 10, 1), ('CRR', 20, 1), ('R-CRR', 10, 4)]
+  assert {r.name for r in seed_major} == {r.name for r in listed}  # Same runs, same hashes.
+  with pytest.raises(spec_lib.SpecError, match='`run_order` must be one of'):
+    spec_lib.load_spec(_spec(tmp_path, dict(grid=blocks, run_order='random')))
+
+
 def test_study_config_hash():
   runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'demo.yaml')))
   config = dict(runs[0].settings)

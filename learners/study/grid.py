@@ -154,7 +154,25 @@ def expand(spec: StudySpec) -> list[Run]:
   unique = {}
   for run in runs:  # A sweep may repeat a grid run (e.g. a default value): run it once.
     unique.setdefault(json.dumps(run.config, sort_keys=True), run)
-  return list(unique.values())
+  runs = list(unique.values())
+  if spec.run_order == 'seed_major':
+    runs = _seed_major(runs)
+  return runs
+
+
+def _seed_major(runs: list[Run]) -> list[Run]:
+  """Each cell's k-th seed after every cell's (k-1)-th; listed order otherwise.
+
+  Ranks by the seed's position within its cell, not by its value, so a cell
+  seeded [3, 4] runs its 3 alongside other cells' 0.
+  """
+  seen = collections.Counter()
+  rank = []
+  for run in runs:
+    cell = json.dumps({k: v for k, v in run.config.items() if k != 'seed'}, sort_keys=True)
+    rank.append(seen[cell])
+    seen[cell] += 1
+  return [run for _, _, run in sorted(zip(rank, range(len(runs)), runs))]
 
 
 def _launcher_checks(runs: Iterable[Run]) -> list[str]:

@@ -42,7 +42,14 @@ class StudySpec:
   defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   teacher_eval_episodes: int = 0  # 0: the report uses the shipped teachers' cards.
   gpus_per_run: float = 0.0  # `--engine ray`: GPUs each run's task asks for (e.g. 0.5, 1).
+  # The order the runner starts runs in.  'listed': the spec's order.  'seed_major':
+  # every cell's first seed before any cell's second, so a study that spans
+  # sessions reads each finding once before it repeats any.
+  run_order: str = 'listed'
   description: str = ''
+
+
+RUN_ORDERS = ('listed', 'seed_major')
 
 
 # Grid fields that hold lists: a bare `methods: R-CRR` would iterate its letters.
@@ -93,6 +100,9 @@ def load_spec(path: str) -> StudySpec:
   gpus = data.get('gpus_per_run', 0.0)
   if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
     raise SpecError(f'{path}: `gpus_per_run` must be a number >= 0, got {gpus!r}.')
+  run_order = data.get('run_order', 'listed')
+  if run_order not in RUN_ORDERS:
+    raise SpecError(f'{path}: `run_order` must be one of {list(RUN_ORDERS)}, got {run_order!r}.')
   blocks = data['grid'] if isinstance(data['grid'], list) else [data['grid']]
   if not blocks:
     raise SpecError(f'{path}: `grid` is an empty list; give at least one grid.')
@@ -108,7 +118,7 @@ def load_spec(path: str) -> StudySpec:
                    grid=grid, sweeps=sweeps,
                    defaults=_mapping(data.get('defaults') or {}, f'{path}: defaults'),
                    teacher_eval_episodes=int(data.get('teacher_eval_episodes', 0)),
-                   gpus_per_run=float(gpus),
+                   gpus_per_run=float(gpus), run_order=run_order,
                    description=data.get('description', ''))
 
 
