@@ -30,16 +30,25 @@ from typing import Optional
 import rlds
 import tensorflow as tf
 
+from pipelines import relabel
+
 # Upper bound on steps per episode; episodes are batched whole.
 _MAX_EPISODE_STEPS = 1 << 16
 
 
-def episode_transitions(steps: dict, n_step: int, gamma: float) -> dict:
-  """n-step transitions of one whole episode given as batched RLDS steps."""
+def episode_transitions(steps: dict, n_step: int, gamma: float,
+                        critic_reward: str = 'sparse') -> dict:
+  """n-step transitions of one whole episode given as batched RLDS steps.
+
+  `critic_reward` 'shaped' sums `relabel.shaped_rewards` instead of the logged
+  reward (a variant; the paper's critics see the sparse one).
+  """
   if n_step < 1:
     raise ValueError(f'n_step must be >= 1, got {n_step}.')
+  relabel.check_critic_reward(critic_reward)
   num = tf.shape(steps['reward'])[0] - 1  # transitions: steps with an action
-  reward = tf.cast(steps['reward'][:-1], tf.float32)
+  logged = relabel.shaped_rewards(steps) if critic_reward == 'shaped' else steps['reward']
+  reward = tf.cast(logged[:-1], tf.float32)
   terminal_next = tf.cast(steps['is_terminal'][1:], tf.float32)
   env_discount = tf.cast(steps['discount'][:-1], tf.float32) * (
       1.0 - terminal_next)
@@ -68,8 +77,8 @@ def _whole_episode(episode: dict) -> tf.data.Dataset:
 
 
 def transitions(episodes: tf.data.Dataset, n_step: int = 1,
-                gamma: float = 0.99, deterministic: bool = True
-                ) -> tf.data.Dataset:
+                gamma: float = 0.99, deterministic: bool = True,
+                critic_reward: str = 'sparse') -> tf.data.Dataset:
   """A dataset of RLDS episodes as a dataset of n-step transitions.
 
   Args:
@@ -77,6 +86,7 @@ def transitions(episodes: tf.data.Dataset, n_step: int = 1,
     n_step: number of rewards summed before bootstrapping.
     gamma: discount per step.
     deterministic: keep episode order (needed for reproducible streams).
+    critic_reward: 'sparse' (the logged reward) or 'shaped' (`relabel`).
 
   Returns:
     Unbatched transitions in the format of this module's docstring.
@@ -84,7 +94,7 @@ def transitions(episodes: tf.data.Dataset, n_step: int = 1,
   def convert(steps):
     tf.debugging.assert_equal(steps['is_first'][0], True,
                               message='episode split: longer than 65536 steps?')
-    return episode_transitions(steps, n_step, gamma)
+    return episode_transitions(steps, n_step, gamma, critic_reward)
 
   batched = episodes.interleave(
       _whole_episode, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,

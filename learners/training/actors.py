@@ -54,11 +54,12 @@ def stack_steps(steps: List[dict]) -> dict:
 
 
 def episode_items(timesteps: List[dm_env.TimeStep], actions: List[np.ndarray],
-                  obs_spec: Mapping, n_step: int, gamma: float) -> dict:
+                  obs_spec: Mapping, n_step: int, gamma: float,
+                  critic_reward: str = 'sparse') -> dict:
   """n-step transitions of one episode, exactly as the offline stream makes them."""
   steps = stack_steps(episode_log.rlds_steps(timesteps, actions, obs_spec))
   tensors = tf.nest.map_structure(tf.convert_to_tensor, steps)
-  items = transitions_lib.episode_transitions(tensors, n_step, gamma)
+  items = transitions_lib.episode_transitions(tensors, n_step, gamma, critic_reward)
   return tf.nest.map_structure(lambda t: t.numpy(), items)
 
 
@@ -81,6 +82,7 @@ class ActorConfig:
   image_size: int = specs.DEFAULT_IMAGE_SIZE
   n_step: int = 1
   gamma: float = 0.99
+  critic_reward: str = 'sparse'  # pipelines.relabel
   seed: int = 0
   method: str = ''
   teacher: str = ''
@@ -164,7 +166,7 @@ class Actor:
 
   def _finish(self) -> EpisodeResult:
     items = episode_items(self._timesteps, self._actions, self._obs_spec,
-                          self.config.n_step, self.config.gamma)
+                          self.config.n_step, self.config.gamma, self.config.critic_reward)
     inserted = self._writer.insert(items)
     result = EpisodeResult(
         index=self._episode_index, seed=self._episode_seed, steps=len(self._actions),

@@ -115,6 +115,13 @@ class RunConfig:
       'policy); periodic evaluations then also report the trained policy as eval_raw')
   n_step: int = _identity(1)
   gamma: float = _identity(0.99)
+  # A variant, not the paper's: its critics all learn from the sparse reward, on
+  # which CRR's advantages are flat along the neural teacher's failed episodes
+  # (docs/results/ablations.md, "A shaped critic reward").
+  critic_reward: str = _identity(
+      'sparse', "reward the critic learns from: 'sparse' (the logged stacking reward) or "
+      "'shaped' (a staged reach/lift/place reward relabelled from the logged observations, "
+      'pipelines/relabel.py)')
   min_replay_size: int = _identity(1_000)
   max_replay_size: int = _identity(1_000_000)
   replay_timeout_ms: int = _operational(120_000)
@@ -251,6 +258,12 @@ def check_config(config: RunConfig) -> tuple[methods_lib.Method, int]:
   if config.offline_filter != 'all' and not uses_dataset:
     raise ValueError(f'offline_filter {config.offline_filter!r} filters the teacher dataset, '
                      f'which {method.name} does not sample.')
+  if config.critic_reward not in methods_lib.REWARDS:
+    raise ValueError(f'Unknown critic_reward {config.critic_reward!r}; valid: '
+                     f'{", ".join(methods_lib.REWARDS)}.')
+  if config.critic_reward != 'sparse' and not method.uses_critic:
+    raise ValueError(f'critic_reward {config.critic_reward!r} relabels the critic\'s reward; '
+                     f'{method.name} has no critic.')
   if config.teacher_policy_mode not in policy_lib.POLICY_MODES:
     raise ValueError(f'Unknown teacher_policy_mode {config.teacher_policy_mode!r}; valid: '
                      f'{", ".join(policy_lib.POLICY_MODES)}.')

@@ -28,6 +28,7 @@ from pipelines import transitions as transitions_lib
 class OfflineStreamConfig:
   n_step: int = 1
   gamma: float = 0.99
+  critic_reward: str = 'sparse'  # pipelines.relabel
   episode_shuffle: int = 64  # Episodes in the shuffle buffer.
   item_shuffle: int = 10_000  # Transitions in the shuffle buffer.
   chunk: int = 256  # Transitions per numpy batch handed to the mixer.
@@ -62,7 +63,8 @@ def offline_epoch(episodes: tf.data.Dataset, seed: int, epoch: int,
   shuffled = episodes.shuffle(config.episode_shuffle, seed=op_seed,
                               reshuffle_each_iteration=False)
   items = transitions_lib.transitions(shuffled, config.n_step, config.gamma,
-                                      deterministic=True)
+                                      deterministic=True,
+                                      critic_reward=config.critic_reward)
   items = items.shuffle(config.item_shuffle, seed=op_seed + 1,
                         reshuffle_each_iteration=False)
   options = tf.data.Options()

@@ -61,10 +61,11 @@ def logged_episodes(segments, index_of: dict) -> Iterator[tuple[int, dict]]:
         yield index, episode
 
 
-def episode_items(episode: dict, n_step: int, gamma: float) -> dict:
+def episode_items(episode: dict, n_step: int, gamma: float,
+                  critic_reward: str = 'sparse') -> dict:
   """The n-step transitions of a logged episode, as numpy (what its actor inserted)."""
   steps = next(iter(episode['steps'].batch(_MAX_EPISODE_STEPS)))
-  items = transitions_lib.episode_transitions(steps, n_step, gamma)
+  items = transitions_lib.episode_transitions(steps, n_step, gamma, critic_reward)
   return tf.nest.map_structure(lambda t: t.numpy(), items)
 
 
@@ -73,7 +74,8 @@ def _rebuild_replay(run, writer: replay_lib.TransitionWriter, index_of: dict) ->
   inserted = 0
   for index, episode in logged_episodes(run.parts.log_segments, index_of):
     if ledger.is_counted(index):
-      inserted += writer.insert(episode_items(episode, config.n_step, config.gamma))
+      inserted += writer.insert(
+          episode_items(episode, config.n_step, config.gamma, config.critic_reward))
   if inserted != ledger.replay_inserts:
     raise config_lib.TrainingError(
         f'Rebuilding the replay from the episode log gave {inserted} transitions, the '
@@ -98,7 +100,7 @@ def ingest(run) -> int:
     for index, episode in logged_episodes(parts.log_segments, index_of):
       if ledger.is_counted(index):
         continue
-      items = episode_items(episode, config.n_step, config.gamma)
+      items = episode_items(episode, config.n_step, config.gamma, config.critic_reward)
       steps = int(items['action'].shape[0])
       result = actors_lib.EpisodeResult(
           index=index, seed=int(episode['episode_seed']), steps=steps,

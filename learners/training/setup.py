@@ -235,7 +235,8 @@ def actor_config(config: config_lib.RunConfig,
   return actors_lib.ActorConfig(
       triplet=config.triplet, obs_mode=config.obs, reward=method.reward,
       episode_steps=config.episode_steps, image_size=config.image_size,
-      n_step=config.n_step, gamma=config.gamma, seed=config.seed, method=method.key,
+      n_step=config.n_step, gamma=config.gamma, critic_reward=config.critic_reward,
+      seed=config.seed, method=method.key,
       teacher=config.teacher if method.uses_teacher else '',
       run_id=os.path.basename(os.path.abspath(config.workdir)))
 
@@ -324,7 +325,8 @@ def make_mixer(config: config_lib.RunConfig, episodes: Optional[tf.data.Dataset]
     offline = mixer_lib.ItemBuffer(mixer_lib.offline_chunks(
         episodes, train_episodes * config.episode_steps, config.seed,
         start_item=start, config=mixer_lib.OfflineStreamConfig(
-            n_step=config.n_step, gamma=config.gamma, item_shuffle=config.offline_shuffle)))
+            n_step=config.n_step, gamma=config.gamma, critic_reward=config.critic_reward,
+            item_shuffle=config.offline_shuffle)))
   return mixer_lib.Mixer(config.batch_size, offline_fraction, offline, online)
 
 
