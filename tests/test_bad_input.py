@@ -160,6 +160,8 @@ CASES = [
     cli('launch', '--method bc --offline_episodes 5 --eta 0.5', 'eta for BC (no temperature)', 2,
         'BC has no fixed temperature'),
     cli('launch', f'{R} --beta 1.5', 'beta outside [0, 1]', 2, 'beta must be in [0, 1]'),
+    cli('launch', '--method bc --offline_episodes 5 --critic_reward shaped',
+        'a critic reward for BC (no critic)', 2, 'BC has no critic'),
     cli('launch', '--method bc --offline_episodes 5 --offline_fraction 0.5',
         'offline_fraction for an offline-only method', 2, 'BC is offline-only'),
     cli('launch', f'{R} --num_actors 2 --actor_engine slurm', 'unknown actor engine', 2,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipelines import relabel
 from pipelines import transitions
 
 
@@ -109,3 +110,45 @@ def test_dataset_of_episodes_keeps_order_and_count():
   assert len(out) == sum(l - 1 for l in lengths)
   firsts = [float(x['observation']['proprio'][0]) for x in out]
   assert firsts == sorted(firsts)
+
+
+def _stacking_episode():
+  """Four logged observations of red (start z 0.05) lifted over blue, then stacked."""
+  def obs(tcp, red, blue=(0.7, 0.0, 0.04)):
+    poses = np.zeros(21, np.float32)
+    poses[0:3], poses[14:17] = red, blue
+    proprio = np.zeros(10, np.float32)
+    proprio[0:3] = tcp
+    return proprio, poses
+  rows = [obs((0.6, 0.0, 0.25), (0.6, 0.0, 0.05)),   # start
+          obs((0.6, 0.0, 0.05), (0.6, 0.0, 0.05)),   # at red, not lifted
+          obs((0.6, 0.0, 0.14), (0.6, 0.0, 0.13)),   # red held 8 cm up, 1 cm below the gripper
+          obs((0.7, 0.0, 0.14), (0.7, 0.0, 0.09))]   # stacked: the sparse reward says so
+  return dict(observation={'proprio': np.stack([r[0] for r in rows]),
+                           'object_poses': np.stack([r[1] for r in rows])},
+              action=np.zeros((4, 5), np.float32),
+              reward=np.array([0.0, 0.0, 1.0, 0.0], np.float32),
+              discount=np.ones(4, np.float32),
+              is_first=np.arange(4) == 0, is_last=np.arange(4) == 3,
+              is_terminal=np.zeros(4, bool))
+
+
+def test_shaped_critic_reward_known_answers():
+  steps = tf.nest.map_structure(tf.constant, _stacking_episode())
+  got = relabel.shaped_rewards(steps).numpy()
+  # r_0 from observation 1: reach = 1 - tanh(0) = 1, nothing lifted.
+  # r_1 from observation 2: reach 1 - tanh(0.1), lifted, lift min(1, 0.09 / 0.08),
+  #   place 1 - tanh(10 * 0.1) over the 10 cm left to blue.
+  want_1 = 0.2 * (1 - np.tanh(0.1)) + 0.2 + 0.2 + 0.3 * (1 - np.tanh(1.0))
+  np.testing.assert_allclose(got, [0.2, want_1, 1.0, 0.0], rtol=1e-5)
+  items = transitions.episode_transitions(steps, 2, 0.5, 'shaped')
+  np.testing.assert_allclose(items['reward'], [0.2 + 0.5 * want_1, want_1 + 0.5, 1.0],
+                             rtol=1e-5)
+  sparse = transitions.episode_transitions(steps, 2, 0.5)
+  np.testing.assert_allclose(sparse['reward'], [0.0, 0.5, 1.0])
+
+
+def test_unknown_critic_reward_is_refused():
+  steps = tf.nest.map_structure(tf.constant, _stacking_episode())
+  with pytest.raises(ValueError, match="critic_reward 'dense'; valid: sparse, shaped"):
+    transitions.episode_transitions(steps, 1, 0.99, 'dense')

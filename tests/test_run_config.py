@@ -147,3 +147,13 @@ def test_speed_settings_are_checked_before_any_work():
   with pytest.raises(ValueError, match='inter_op_threads must be >= 0'):
     config_lib.check_config(config_lib.RunConfig(inter_op_threads=-2, **base))
   assert 'grad_steps_per_call' in config_lib.OPERATIONAL_FIELDS  # Speed only.
+
+
+def test_critic_reward_is_checked_before_any_work():
+  base = dict(offline_episodes=8, workdir='unused')
+  config_lib.check_config(config_lib.RunConfig(method='CRR', critic_reward='shaped', **base))
+  with pytest.raises(ValueError, match="Unknown critic_reward 'dense'; valid: sparse, shaped"):
+    config_lib.check_config(config_lib.RunConfig(method='CRR', critic_reward='dense', **base))
+  with pytest.raises(ValueError, match='BC has no critic'):
+    config_lib.check_config(config_lib.RunConfig(method='BC', critic_reward='shaped', **base))
+  assert 'critic_reward' in config_lib.IDENTITY_FIELDS
