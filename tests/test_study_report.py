@@ -4,6 +4,7 @@ The run folders here are written by the test (fake summary/eval JSON): they
 check the report's arithmetic, not any learning result.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -171,6 +172,13 @@ def test_study_report_writes_figures_and_tables(tmp_path):
   assert '`results.json`' in text and os.path.exists(os.path.join(out, 'results.json'))
   assert '| batch batch_size=32 | R-CRR |' in text
   assert 'Full 400-step episodes.' in text
+  study = study_results.load_study(root)
+  grid = study.grid_counterpart(study.select('batch'))
+  assert (grid.sweep, grid.method, grid.budget, grid.offline_episodes) == ('grid', 'R-CRR', 200,
+                                                                          100)
+  assert grid.mean == pytest.approx(0.8) and grid.overrides == ()
+  elsewhere = dataclasses.replace(study.select('batch')[0], offline_episodes=10)
+  assert study.grid_counterpart([elsewhere]) is None
 
 
 def test_study_report_lists_unfinished_runs(tmp_path):

@@ -225,8 +225,12 @@ def figure_sweeps(study, directory: str) -> list:
                      for c in cells})
     fig, axes = _grid_axes(1, len(panels))
     for ax, panel in zip(axes[0], panels):
-      for cell in (c for c in cells if (c.method, c.triplet, c.teacher, c.obs, c.budget,
-                                        c.offline_episodes) == panel):
+      here = [c for c in cells
+              if (c.method, c.triplet, c.teacher, c.obs, c.budget, c.offline_episodes) == panel]
+      grid = study.grid_counterpart(here)
+      if grid is not None:
+        _plot_curve(ax, grid, f'main grid (row default): final {pct(grid.mean)}')
+      for cell in here:
         label = ', '.join(f'{k}={v}' for k, v in cell.overrides) or 'default'
         _plot_curve(ax, cell, f'{label}: final {pct(cell.mean)}')
       _teacher_band(ax, study, panel[1], panel[2])

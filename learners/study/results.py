@@ -115,6 +115,20 @@ class Study:
     return [c for c in self.cells if (sweep is None or c.sweep == sweep)
             and all(getattr(c, k) == v for k, v in where.items())]
 
+  def grid_counterpart(self, sweep_cells: list) -> Optional['Cell']:
+    """The main grid's cell a sweep varies: same method, data and budget, and no
+    override the sweep's cells do not all share (its swept value is the row's
+    default).  A spec need not repeat that run in the sweep to see it there.
+    """
+    first = sweep_cells[0]
+    shared = set.intersection(*(set(c.overrides) for c in sweep_cells))
+    matches = [c for c in self.select('grid', method=first.method, triplet=first.triplet,
+                                      teacher=first.teacher, obs=first.obs,
+                                      budget=first.budget,
+                                      offline_episodes=first.offline_episodes)
+               if set(c.overrides) <= shared]
+    return max(matches, key=lambda c: len(c.overrides), default=None)
+
   def teacher(self, teacher: str, triplet: str) -> Optional[dict]:
     for cell in self.teachers:
       if cell['teacher'] == teacher and cell['triplet'] == triplet:
