@@ -1,7 +1,7 @@
 """When is a teacher episode's outcome decided?  Branch its own episodes and replay.
 
   python benchmarks/branch_rollouts.py --triplet triplet2 --teacher generalization \
-      --episodes 40 --branch_steps 0,40,80,160 --continuations 4
+      --episodes 40 [--first_episode 0] --branch_steps 0,25,50,100,200 --continuations 4
 
 Regenerates the teacher's dataset episodes 0, 1, ... exactly as the Beam job
 collects them (same seed, same stochastic actions: `envs.rollout`), and from
@@ -60,8 +60,10 @@ def main(argv=None):
   parser.add_argument('--triplet', default='triplet2')
   parser.add_argument('--teacher', default='generalization')
   parser.add_argument('--episodes', type=int, default=40,
-                      help='teacher episodes 0..N-1, as the dataset holds them')
-  parser.add_argument('--branch_steps', default='0,40,80,160')
+                      help='how many teacher episodes, as the dataset holds them')
+  parser.add_argument('--first_episode', type=int, default=0,
+                      help='index of the first (to split the work across processes)')
+  parser.add_argument('--branch_steps', default='0,25,50,100,200')
   parser.add_argument('--continuations', type=int, default=4)
   args = parser.parse_args(argv)
   try:
@@ -70,11 +72,12 @@ def main(argv=None):
     env = stacking.make_env(args.triplet)
   except ValueError as e:
     parser.error(str(e))
-  if args.episodes < 1 or args.continuations < 1 or min(steps) < 0:
-    parser.error('--episodes and --continuations must be >= 1, branch steps >= 0')
+  if args.episodes < 1 or args.continuations < 1 or min(steps) < 0 or args.first_episode < 0:
+    parser.error('--episodes and --continuations must be >= 1, --first_episode and branch '
+                 'steps >= 0')
   # wins[(original succeeded, t)] = per original episode, its continuations' successes
   wins = {}
-  for index in range(args.episodes):
+  for index in range(args.first_episode, args.first_episode + args.episodes):
     seed = rollout_lib.episode_seed(args.triplet, args.teacher, index)
     original = rollout_lib.rollout(env, policy, 'stochastic', seed)
     for t in steps:
@@ -89,8 +92,10 @@ def main(argv=None):
     flipped = int(np.sum(won.any(axis=1) if not succeeded else ~won.all(axis=1)))
     print(json.dumps({
         'figure': 'branch_rollouts', 'triplet': args.triplet, 'teacher': args.teacher,
+        'episodes': [args.first_episode, args.first_episode + args.episodes],
         'original': 'succeeded' if succeeded else 'failed', 'branch_step': t,
         'originals': len(rows), 'continuations': int(won.size),
+        'continuations_won': int(won.sum()),
         'success_rate': round(float(won.mean()), 4), 'ci95': [round(lo, 4), round(hi, 4)],
         'originals_with_other_outcome': flipped}))
   return 0

@@ -168,6 +168,10 @@ class RayActorPool:
           f'{reason}')
     self.restarts += 1
     new_id = self._spawn()
+    # The stall clock waits for the new actor to start, as it waited for the first
+    # ones: importing TensorFlow and building the env take tens of seconds on a
+    # loaded node (a 2-core CI box stalled out at 30 s here).
+    self._last_report = time.monotonic() + self.config.start_timeout_s
     self._log(f'Actor {actor_id} died while collecting episode {index}; actor {new_id} '
               f'takes its place and collects that episode ({reason})')
     self._dispatch(index)
