@@ -172,18 +172,18 @@ def test_evaluate_cli_writes_json(tmp_path, capsys):
   assert 'valid choices' in capsys.readouterr().err
 
 
-def _action_noise_benchmark():
+def _benchmark(name):
   import importlib.util  # pylint: disable=g-import-not-at-top
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      'benchmarks', 'action_noise.py')
-  spec = importlib.util.spec_from_file_location('action_noise', path)
+                      'benchmarks', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
 
 
 def test_action_noise_benchmark_pairs_noisy_teachers_with_the_evaluated_one(logged_steps):
-  bench = _action_noise_benchmark()
+  bench = _benchmark('action_noise')
   teacher = envs.make_teacher('scripted-generalization', 'triplet1')
   noisy = bench.FixedNoise(teacher, 0.05).distribution(logged_steps[3])
   np.testing.assert_array_equal(noisy.mean, teacher.distribution(logged_steps[3]).mean)
@@ -205,3 +205,22 @@ def test_action_noise_benchmark_pairs_noisy_teachers_with_the_evaluated_one(logg
   assert rows[1]['mean_return'] != rows[0]['mean_return']  # The noise reached the env.
   with pytest.raises(ValueError, match='>= 0'):
     bench.measure('scripted-generalization', 'triplet1', [-0.1], episodes=1)
+
+
+def test_branch_rollouts_replay_the_teachers_own_episode(capsys):
+  bench = _benchmark('branch_rollouts')
+  env = envs.make_env('triplet1', episode_steps=60)
+  teacher = envs.make_teacher('scripted-generalization', 'triplet1')
+  seed = rollout.episode_seed('triplet1', 'scripted-generalization', 0)
+  original = rollout.rollout(env, teacher, 'stochastic', seed)
+  final = original.timesteps[-1].observation['object_poses']
+  # Its whole prefix replayed is the collected episode, to the last contact.
+  assert bench.branch(env, teacher, seed, original.actions, k=0) == original.success
+  np.testing.assert_array_equal(env._observation()['object_poses'], final)  # pylint: disable=protected-access
+  # From step 30 on, fresh noise: the same first 30 steps, then another episode.
+  bench.branch(env, teacher, seed, original.actions[:30], k=1)
+  assert not np.array_equal(env._observation()['object_poses'], final)  # pylint: disable=protected-access
+  assert bench.main(['--triplet', 'triplet1', '--teacher', 'scripted-generalization',
+                     '--episodes', '1', '--branch_steps', '0', '--continuations', '1']) == 0
+  row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert (row['branch_step'], row['originals'], row['continuations']) == (0, 1, 1)
