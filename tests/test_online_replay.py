@@ -131,12 +131,13 @@ class _FixedPolicy:
     return policy.GaussianAction(np.zeros(5, np.float32), np.full(5, 0.3, np.float32))
 
 
-def test_actor_logs_episodes_and_inserts_converter_transitions(tmp_path):
+@pytest.mark.parametrize('critic_reward', ['sparse', 'shaped'])
+def test_actor_logs_episodes_and_inserts_converter_transitions(tmp_path, critic_reward):
   server = replay.ReplayServer(replay.ReplayConfig(max_size=1000, min_size=1), 'state',
                                burst=10)
   try:
     config = actors_lib.ActorConfig(episode_steps=10, n_step=3, seed=7, method='test',
-                                    run_id='r')
+                                    run_id='r', critic_reward=critic_reward)
     actor = actors_lib.Actor(config, _FixedPolicy(), str(tmp_path / 'log'),
                              replay.TransitionWriter(server.address, 5000))
     results = [actor.run_episode(0) for _ in range(2)]
@@ -148,12 +149,15 @@ def test_actor_logs_episodes_and_inserts_converter_transitions(tmp_path):
     # transitions the actor inserted (compared as sets of actions + rewards).
     builder = episode_log.student_builder(str(tmp_path / 'log'))
     episodes = builder.as_dataset(split='train')
-    logged = list(transitions_lib.transitions(episodes, n_step=3).as_numpy_iterator())
+    logged = list(transitions_lib.transitions(episodes, n_step=3, critic_reward=critic_reward)
+                  .as_numpy_iterator())
     assert len(logged) == 20
     sampled = next(replay.numpy_batches(server.address, 64, 5000))
     logged_keys = {(tuple(np.round(t['action'], 6)), round(float(t['reward']), 6),
                     round(float(t['discount']), 6)) for t in logged}
     for a, r, d in zip(sampled['action'], sampled['reward'], sampled['discount']):
       assert (tuple(np.round(a, 6)), round(float(r), 6), round(float(d), 6)) in logged_keys
+    # Ten steps never stack: only the shaped reward's reach term is above 0.
+    assert (min(sampled['reward']) > 0) == (critic_reward == 'shaped')
   finally:
     server.stop()

@@ -116,8 +116,9 @@ class RunConfig:
   n_step: int = _identity(1)
   gamma: float = _identity(0.99)
   # A variant, not the paper's: its critics all learn from the sparse reward, on
-  # which CRR's advantages are flat along the neural teacher's failed episodes
-  # (docs/results/ablations.md, "A shaped critic reward").
+  # which CRR's advantages are flat along the neural teacher's failed episodes.
+  # Shaped, they stay as flat: CRR at 500 on triplet 2 ends at 48.7 % against
+  # 44.7 % sparse, 3 seeds each (docs/results/ablations.md, "A shaped critic reward").
   critic_reward: str = _identity(
       'sparse', "reward the critic learns from: 'sparse' (the logged stacking reward) or "
       "'shaped' (a staged reach/lift/place reward relabelled from the logged observations, "
