@@ -68,6 +68,9 @@ class RayActorPool:
     self._started_ray = False
     self._stopped = False
     self._last_report = time.monotonic()
+    # Replacement actors still starting: their `segment` call returns once they are
+    # up.  Until then their episode cannot report, so the stall clock waits.
+    self._starting: Dict[object, float] = {}  # ready ref -> when it was spawned
     self.segments: Dict[int, str] = {}
     self.issued = 0
     self.in_flight = 0
@@ -149,9 +152,18 @@ class RayActorPool:
       except ray.exceptions.RayError as e:
         raise distributed.ActorError(f'Actor {actor_id} failed:\n{e}') from e
     now = time.monotonic()
+    if self._starting:
+      up, _ = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=0)
+      for ref in up:  # Started, or died starting (its episode's call says which).
+        del self._starting[ref]
+        self._last_report = now
+      if any(now - t > self.config.start_timeout_s for t in self._starting.values()):
+        raise distributed.ActorError(
+            f'A replacement actor did not start within {self.config.start_timeout_s:.0f} s; '
+            'each asks for 1 CPU: does the cluster have one free (`ray status`)?')
     if results or not self.in_flight:
       self._last_report = now
-    elif now - self._last_report > self.config.timeout_ms / 1000:
+    elif not self._starting and now - self._last_report > self.config.timeout_ms / 1000:
       raise distributed.ActorError(f'No episode reported for {self.config.timeout_ms} ms '
                                    f'with {self.in_flight} in flight; actors stuck?')
     return results
@@ -168,10 +180,10 @@ class RayActorPool:
           f'{reason}')
     self.restarts += 1
     new_id = self._spawn()
-    # The stall clock waits for the new actor to start, as it waited for the first
-    # ones: importing TensorFlow and building the env take tens of seconds on a
-    # loaded node (a 2-core CI box stalled out at 30 s here).
-    self._last_report = time.monotonic() + self.config.start_timeout_s
+    # Importing TensorFlow and building the env take tens of seconds on a loaded
+    # node (a 2-core CI box stalled out at 30 s here): the new actor gets
+    # `start_timeout_s` to start, as the first ones did.
+    self._starting[self._actors[new_id].segment.remote()] = time.monotonic()
     self._log(f'Actor {actor_id} died while collecting episode {index}; actor {new_id} '
               f'takes its place and collects that episode ({reason})')
     self._dispatch(index)
