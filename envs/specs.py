@@ -77,6 +77,21 @@ def action_spec() -> specs.BoundedArray:
                             name='action: ' + ','.join(ACTION_NAMES))
 
 
+@dataclasses.dataclass(frozen=True)
+class ShapedReward:
+  """The staged reward's weights and scales: the env's (MPO's) reward and the
+  critic's relabelled one (pipelines/relabel.py) read them here, so they cannot drift."""
+  reach: float = 0.2
+  grasp: float = 0.2
+  lift: float = 0.2
+  place: float = 0.3
+  distance_scale: float = 10.0  # a distance d (m) scores 1 - tanh(scale * d)
+  lift_height: float = 0.08  # m of red above blue that earns the whole lift term
+
+
+SHAPED_REWARD = ShapedReward()
+
+
 def reward_spec() -> specs.Array:
   return specs.Array((), np.float32, 'reward')
 

@@ -244,12 +244,14 @@ def shaped_reward(env: StackingEnv) -> float:
   tcp = scene.GRIPPER_HOME + env.data.qpos[env.index.gripper_qpos[:3]]
   red, blue = env._object_pos(0), env._object_pos(2)  # pylint: disable=protected-access
   c = env.contacts()
-  reach = 1.0 - np.tanh(10.0 * np.linalg.norm(tcp - red))
+  w = specs.SHAPED_REWARD
+  reach = 1.0 - np.tanh(w.distance_scale * np.linalg.norm(tcp - red))
   grasped = c.red_pads == 2
   lifted = grasped and not c.red_ground
-  lift = np.clip((red[2] - blue[2]) / 0.08, 0.0, 1.0) if lifted else 0.0
-  place = (1.0 - np.tanh(10.0 * np.linalg.norm(red[:2] - blue[:2]))) if lifted else 0.0
-  return float(0.2 * reach + 0.2 * grasped + 0.2 * lift + 0.3 * place)
+  lift = np.clip((red[2] - blue[2]) / w.lift_height, 0.0, 1.0) if lifted else 0.0
+  place = ((1.0 - np.tanh(w.distance_scale * np.linalg.norm(red[:2] - blue[:2])))
+           if lifted else 0.0)
+  return float(w.reach * reach + w.grasp * grasped + w.lift * lift + w.place * place)
 
 
 def make_env(triplet='triplet1', obs_mode: str = 'state', seed: int = 0,

@@ -24,6 +24,8 @@ lifted-only steps, 63 grasped-only ones.
 
 import tensorflow as tf
 
+from envs import specs
+
 CRITIC_REWARDS = ('sparse', 'shaped')
 
 # Layouts of envs.specs: proprio[0:3] is the gripper's xyz; object_poses holds
@@ -46,13 +48,15 @@ def staged_progress(proprio: tf.Tensor, object_poses: tf.Tensor,
   """Staged reward in [0, 0.9] of observations with a leading time axis."""
   proprio = tf.cast(proprio, tf.float32)
   poses = tf.cast(object_poses, tf.float32)
+  w = specs.SHAPED_REWARD
   tcp, red, blue = proprio[:, _TCP], poses[:, _RED], poses[:, _BLUE]
   to_red = tf.norm(tcp - red, axis=-1)
-  reach = 1.0 - tf.tanh(10.0 * to_red)
+  reach = 1.0 - tf.tanh(w.distance_scale * to_red)
   lifted = tf.cast((red[:, 2] - red_start_z > LIFT_MIN) & (to_red < HELD_RADIUS), tf.float32)
-  lift = lifted * tf.clip_by_value((red[:, 2] - blue[:, 2]) / 0.08, 0.0, 1.0)
-  place = lifted * (1.0 - tf.tanh(10.0 * tf.norm(red[:, :2] - blue[:, :2], axis=-1)))
-  return 0.2 * reach + 0.2 * lifted + 0.2 * lift + 0.3 * place
+  lift = lifted * tf.clip_by_value((red[:, 2] - blue[:, 2]) / w.lift_height, 0.0, 1.0)
+  place = lifted * (1.0 - tf.tanh(
+      w.distance_scale * tf.norm(red[:, :2] - blue[:, :2], axis=-1)))
+  return w.reach * reach + w.grasp * lifted + w.lift * lift + w.place * place
 
 
 def shaped_rewards(steps: dict) -> tf.Tensor:
