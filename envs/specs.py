@@ -77,6 +77,10 @@ def action_spec() -> specs.BoundedArray:
                             name='action: ' + ','.join(ACTION_NAMES))
 
 
+# The env's rewards; `shaped` is also what a critic may be relabelled with.
+REWARD_TYPES = ('sparse', 'shaped')
+
+
 @dataclasses.dataclass(frozen=True)
 class ShapedReward:
   """The staged reward's weights and scales: the env's (MPO's) reward and the

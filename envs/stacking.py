@@ -12,7 +12,7 @@ from envs import scene
 from envs import specs
 from envs.triplets import Triplet, get_triplet
 
-REWARD_TYPES = ('sparse', 'shaped')
+REWARD_TYPES = specs.REWARD_TYPES
 DROP_HEIGHT = 0.12
 SETTLE_SECONDS = 0.6
 MIN_OBJECT_SEPARATION = 0.08

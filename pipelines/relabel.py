@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from envs import specs
 
-CRITIC_REWARDS = ('sparse', 'shaped')
+CRITIC_REWARDS = specs.REWARD_TYPES  # the logged reward, or the shaped one relabelled
 
 # Layouts of envs.specs: proprio[0:3] is the gripper's xyz; object_poses holds
 # (red, green, blue) x (xyz, quaternion).
