@@ -43,6 +43,17 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
   return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def encode_outcomes(successes) -> str:
+  """Per-start outcomes as JSON keeps them: '1' success, '0' failure, in start order."""
+  return ''.join('1' if s else '0' for s in successes)
+
+
+def decode_outcomes(outcomes: str) -> np.ndarray:
+  if set(outcomes) - {'0', '1'}:
+    raise ValueError(f'outcomes must be a string of 0 and 1, got {outcomes[:40]!r}')
+  return np.frombuffer(outcomes.encode(), dtype=np.uint8) - ord('0')
+
+
 def eval_seed(triplet: str, index: int) -> int:
   return rollout_lib.episode_seed(triplet, EVAL_SEED_TAG, index)
 
@@ -92,6 +103,8 @@ def evaluate(teachers: list, triplets: list, episodes: int, policy_mode: str = '
           'teacher': teacher, 'triplet': triplet, 'policy_mode': policy_mode,
           'episodes': episodes, 'successes': wins, 'success_rate': wins / episodes,
           'ci95': [low, high], 'mean_return': float(np.mean([r[1] for r in rows])),
+          # Start by start (from eval index 0), for paired comparisons with students.
+          'outcomes': encode_outcomes(r[0] for r in rows),
       })
   return cells
 

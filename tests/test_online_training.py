@@ -99,6 +99,9 @@ def test_every_method_runs_to_its_budget(data_dir, tmp_path, method):
   evals = json.load(open(os.path.join(config.workdir, run_files.EVAL_FILE)))
   assert evals[-1]['label'] == 'final' and evals[-1]['episodes'] == 2
   assert summary['final_eval']['ci95'][0] <= summary['final_eval']['success_rate']
+  final = summary['final_eval']
+  assert final['first_index'] == 0 and len(final['outcomes']) == 2
+  assert final['outcomes'].count('1') == final['successes']
   metrics = [json.loads(l) for l in open(os.path.join(config.workdir, run_files.METRICS_FILE))]
   assert len(metrics) == ledger.grad_steps
   assert all(np.isfinite(v) for m in metrics for v in m.values())
@@ -558,3 +561,50 @@ def _bc_run(data_dir, workdir):
   config = _config(data_dir, workdir, 'BC', grad_steps=2, eval_every=0, final_eval_episodes=1)
   loop.train(config, log=lambda *a: None)
   return config.workdir
+
+
+def test_outcomes_backfill_reruns_the_final_evaluation_exactly(data_dir, tmp_path, capsys):
+  """learners.study.outcomes on a study written before outcomes were kept."""
+  from envs import evaluate  # pylint: disable=g-import-not-at-top
+  from learners.study import outcomes  # pylint: disable=g-import-not-at-top
+  study = tmp_path / 'study'
+  runs = []
+  for seed in (0, 1):
+    name = f'CRR_s{seed}'
+    config = _config(data_dir, study / 'runs' / name, 'CRR', seed=seed, final_eval_episodes=3)
+    loop.train(config, log=lambda *a: None)
+    runs.append(dict(name=name, config=dataclasses.asdict(config)))
+  run_files.write_json_atomic(str(study / 'study.json'), dict(name='old', runs=runs))
+  (cell,) = evaluate.evaluate(['generalization'], ['triplet1'], 3, episode_steps=STEPS)
+  kept = {'teacher': cell.pop('outcomes')}
+  run_files.write_json_atomic(str(study / 'teachers.json'),
+                              dict(cells=[dict(cell, episode_steps=STEPS)]))  # As the runner.
+  # Strip what older runs lacked.
+  for run in runs:
+    run_dir = study / 'runs' / run['name']
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    kept[run['name']] = summary['final_eval'].pop('outcomes')
+    del summary['final_eval']['first_index']
+    run_files.write_json_atomic(str(run_dir / 'summary.json'), summary)
+  # A count that the checkpoint does not reproduce: reported, the files unchanged.
+  bad = study / 'runs' / 'CRR_s1' / 'summary.json'
+  summary = json.loads(bad.read_text())
+  summary['final_eval']['successes'] += 1 if summary['final_eval']['successes'] < 3 else -1
+  run_files.write_json_atomic(str(bad), summary)
+  before = bad.read_bytes()
+  assert outcomes.main([str(study), '--dry_run']) == 0
+  assert '2 finished runs without per-start outcomes' in capsys.readouterr().out
+  assert outcomes.main([str(study)]) == 1
+  out, err = capsys.readouterr()
+  assert 'CRR_s1: re-run gives' in out and '1 re-run count(s) differ' in err
+  assert bad.read_bytes() == before
+  # Everything else now has exactly the outcomes its evaluation wrote.
+  summary = json.loads((study / 'runs' / 'CRR_s0' / 'summary.json').read_text())
+  assert summary['final_eval']['outcomes'] == kept['CRR_s0']
+  evals = json.loads((study / 'runs' / 'CRR_s0' / 'eval.json').read_text())
+  assert evals[-1]['label'] == 'final' and evals[-1]['outcomes'] == kept['CRR_s0']
+  teacher = json.loads((study / 'teachers.json').read_text())['cells'][0]
+  assert teacher['outcomes'] == kept['teacher']
+  # Done ones are skipped: only the mismatched run is left.
+  assert outcomes.pending_runs(str(study)) == [str(study / 'runs' / 'CRR_s1')]
+  assert outcomes.main([str(tmp_path / 'nowhere')]) == 2

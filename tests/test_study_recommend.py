@@ -1,7 +1,8 @@
 """The teacher as the recommender's baseline option (known answers).
 
-A student beats the teacher only where its 95 % interval lies above the
-teacher's; otherwise the answer is "run the teacher".  Study folders are the
+A student beats the teacher only where the paired difference's 95 % interval
+lies above 0 (or, for runs without per-start outcomes, its interval above the
+teacher's); otherwise the answer is "run the teacher".  Study folders are the
 synthetic ones of test_study_report.
 """
 
@@ -65,7 +66,7 @@ def test_a_student_above_the_teacher_interval_is_recommended(tmp_path):
   assert ('best is **R-CRR with 50 teacher episodes offline (50.0% of the budget) and 50 '
           'online**: success 80.0% [71.1%, 86.7%] over 1 seed(s)') in text
   assert ('**It beats the teacher** (60.0% [50.2%, 69.1%] over 100 eval episodes): its 95 % '
-          'interval lies above the teacher\'s.') in text
+          'interval against the teacher\'s (no per-start outcomes to pair).') in text
   row = recommend.as_row(rec)
   assert row['verdict'] == 'student' and row['student']['method'] == 'R-CRR'
   assert row['teacher_success'] == {'success_rate': 0.6, 'episodes': 100,
@@ -93,3 +94,24 @@ def test_no_teacher_evaluation_says_the_comparison_could_not_be_made(tmp_path, m
   zeros = make_study(str(tmp_path / 'zeros'), [('CRR', 100, 100, 0, 0, 50)], teacher_rate=None)
   text = recommend.format_recommendation(_recommend(zeros, 100))
   assert 'no run succeeded' in text and no_teacher in text
+
+
+def test_paired_with_the_teacher_a_student_beats_it_where_intervals_overlap(tmp_path):
+  # Teacher 30/100 [21.9, 39.6]; R-CRR 40/100 [30.9, 49.8] overlaps it.  Without
+  # per-start outcomes: run the teacher.  With them (R-CRR stacks the teacher's 30
+  # starts and 10 more): +10 points, every paired difference >= 0, above 0.
+  results = [('R-CRR', 200, 100, 0, 40, 100), ('CRR', 200, 200, 0, 5, 100)]
+  unpaired = _recommend(make_study(str(tmp_path / 'a'), results), 200)
+  assert unpaired.verdict == recommend.RUN_TEACHER and unpaired.versus_teacher is None
+  assert 'no per-start outcomes to pair' in recommend.format_recommendation(unpaired)
+  rec = _recommend(make_study(str(tmp_path / 'b'), results, outcomes=True), 200)
+  assert rec.verdict == recommend.STUDENT
+  assert rec.versus_teacher.difference == pytest.approx(0.1)
+  assert rec.versus_teacher.ci95[0] > 0
+  assert ('**It beats the teacher** (30.0% [21.9%, 39.6%] over 100 eval episodes): paired '
+          'with the teacher start by start, +10.0 points [') in recommend.format_recommendation(rec)
+  row = recommend.as_row(rec)['student_minus_teacher']
+  assert row['difference'] == pytest.approx(0.1) and row['starts'] == 100
+  # CRR 5 % loses 25 of the teacher's starts: its paired interval lies below 0.
+  (crr,) = [c for c in study_results.load_study(str(tmp_path / 'b')).cells if c.method == 'CRR']
+  assert study_results.load_study(str(tmp_path / 'b')).versus_teacher(crr).ci95[1] < 0

@@ -27,10 +27,17 @@ def _write(path, data):
     json.dump(data, f)
 
 
-def make_study(root, results, teacher_rate=0.3, sweeps=()):
+def nested(wins, n):
+  """Per-start outcomes that succeed in the first `wins` starts: nested successes."""
+  return '1' * wins + '0' * (n - wins)
+
+
+def make_study(root, results, teacher_rate=0.3, sweeps=(), outcomes=False):
   """results: [(method, budget, offline, seed, successes, episodes)].
 
   The teacher succeeds in teacher_rate of 100 episodes; None: no teachers.json.
+  outcomes: every evaluation keeps `nested` per-start outcomes (else none, as
+  runs written before they were kept).
   """
   runs = []
   for sweep, overrides, (method, budget, offline, seed, wins, n) in (
@@ -44,6 +51,8 @@ def make_study(root, results, teacher_rate=0.3, sweeps=()):
     run_dir = os.path.join(root, 'runs', name)
     final = dict(episodes=n, successes=wins, success_rate=wins / n, grad_step=1000,
                  ci95=list(envs_evaluate.wilson_interval(wins, n)), mean_return=0.0)
+    if outcomes:
+      final.update(first_index=0, outcomes=nested(wins, n))
     _write(os.path.join(run_dir, 'summary.json'), dict(final_eval=final, ledger={}))
     half = dict(final, successes=wins // 2, success_rate=(wins // 2) / n, grad_step=500,
                 label='eval', spent=offline + (budget - offline) // 2)
@@ -53,9 +62,11 @@ def make_study(root, results, teacher_rate=0.3, sweeps=()):
   if teacher_rate is None:
     return root
   wins = round(teacher_rate * 100)
-  _write(os.path.join(root, 'teachers.json'), dict(cells=[dict(
-      teacher='generalization', triplet='triplet1', episodes=100, successes=wins,
-      success_rate=wins / 100, ci95=list(envs_evaluate.wilson_interval(wins, 100)))]))
+  teacher = dict(teacher='generalization', triplet='triplet1', episodes=100, successes=wins,
+                 success_rate=wins / 100, ci95=list(envs_evaluate.wilson_interval(wins, 100)))
+  if outcomes:
+    teacher['outcomes'] = nested(wins, 100)
+  _write(os.path.join(root, 'teachers.json'), dict(cells=[teacher]))
   return root
 
 
@@ -89,6 +100,47 @@ def test_study_cell_intervals(tmp_path):
                             successes=[0, 0], episodes=[100, 100], seeds=[0, 1])
   assert zero.interval() == pytest.approx(study_results.wilson_interval(0, 200))
   assert zero.interval()[1] == pytest.approx(0.0188, abs=1e-4)
+
+
+def test_paired_difference_known_answers():
+  paired = study_results.paired_difference
+  # One seed a side: 1100 - 1000 = 0.5 - 0.25.
+  assert paired(['1100'], ['1000']).difference == pytest.approx(0.25)
+  # Seeds are averaged per side: (0.5 + 0.5) / 2 - 0.
+  assert paired(['10', '01'], ['00']).difference == pytest.approx(0.5)
+  # Only the starts both evaluated count: the first 2 of 1111 against 10.
+  p = paired(['1111'], ['10'])
+  assert (p.difference, p.starts) == (pytest.approx(0.5), 2)
+  # The same outcomes: no difference, and none in any resample.
+  assert paired(['1010'], ['1010']).ci95 == (0.0, 0.0)
+  # A side without outcomes (runs written before they were kept): no pairing.
+  assert paired(['1'], ['']) is None and paired([], ['1']) is None
+  assert paired(['10', ''], ['1']) is None
+  with pytest.raises(ValueError, match='string of 0 and 1'):
+    paired(['12'], ['10'])
+
+
+def test_paired_difference_separates_what_two_intervals_cannot():
+  # Teacher 40/100, student 52/100 that stacks every start the teacher does and 12
+  # more.  Wilson: [30.9, 49.8] and [42.3, 61.5] overlap, so no difference shows;
+  # start by start every difference is 0 or +1: +12 points, and a resample of
+  # 100 starts without one of the 12 has chance 0.88^100 = 3e-6, so the
+  # interval lies above 0.
+  teacher, student = nested(40, 100), nested(52, 100)
+  lo_s, _ = study_results.wilson_interval(52, 100)
+  _, hi_t = study_results.wilson_interval(40, 100)
+  assert lo_s < hi_t
+  p = study_results.paired_difference([student], [teacher])
+  assert p.difference == pytest.approx(0.12) and p.starts == 100
+  # Binomial(100, .12) / 100: sd 3.2 points, so about 12 -+ 6.4.
+  assert 0.05 < p.ci95[0] < 0.08 and 0.16 < p.ci95[1] < 0.19
+  assert p.format() == f'+12.0 points [{100 * p.ci95[0]:+.1f}, {100 * p.ci95[1]:+.1f}] ' \
+      'paired over 100 starts'
+  # The same success rate on other starts: unpaired the two look alike, paired the
+  # difference is 0 with an interval around it.
+  shuffled = nested(40, 100)[::-1]
+  p = study_results.paired_difference([shuffled], [teacher])
+  assert p.difference == 0 and p.ci95[0] < -0.1 and p.ci95[1] > 0.1
 
 
 def test_study_best_proportion_and_teacher(tmp_path):
@@ -225,9 +277,11 @@ def test_study_results_json_known_rows_and_same_bytes(tmp_path):
   assert (crr['triplet'], crr['teacher'], crr['obs'], crr['overrides']) == (
       'triplet1', 'generalization', 'state', {})
   assert crr['seeds'] == 2 and crr['success_rate'] == pytest.approx(0.4)
+  # Runs without per-start outcomes: '' and no paired difference with the teacher.
   assert crr['per_seed'] == [
-      {'seed': 0, 'successes': 40, 'episodes': 100, 'success_rate': 0.4},
-      {'seed': 1, 'successes': 40, 'episodes': 100, 'success_rate': 0.4}]
+      {'seed': 0, 'successes': 40, 'episodes': 100, 'success_rate': 0.4, 'outcomes': ''},
+      {'seed': 1, 'successes': 40, 'episodes': 100, 'success_rate': 0.4, 'outcomes': ''}]
+  assert crr['minus_teacher'] is None
   # Several seeds: the report's bootstrap interval, the one its tables print.
   (crr_cell,) = study_results.load_study(root).select(method='CRR', budget=200)
   assert crr['ci95'] == pytest.approx(list(crr_cell.interval()))
@@ -240,7 +294,7 @@ def test_study_results_json_known_rows_and_same_bytes(tmp_path):
       ({'batch_size': 32}, 0.7), ({'batch_size': 64}, 0.8)]
   (teacher,) = data['teacher_success']
   assert teacher == {'teacher': 'generalization', 'triplet': 'triplet1', 'episodes': 100,
-                     'success_rate': 0.3,
+                     'success_rate': 0.3, 'outcomes': '',
                      'ci95': pytest.approx([0.2189, 0.3959], abs=1e-4)}
   recs = data['recommendations']
   assert [(r['budget'], r['verdict']) for r in recs] == [(100, 'run_teacher'), (200, 'student')]
@@ -356,3 +410,22 @@ def test_study_offline_curve_is_success_vs_grad_steps(tmp_path):
   assert points[0][2] == pytest.approx(study_results.wilson_interval(20, 200))
   # By episodes spent (Fig. 5), both points sit at the budget: why offline runs need this one.
   assert {x for x, _, _ in figures._mean_curve(crr)} == {100.0}  # pylint: disable=protected-access
+
+
+def test_study_findings_paired_where_runs_kept_outcomes(tmp_path):
+  # The cells of test_study_findings_known_answers, now with nested per-start
+  # outcomes: each better cell stacks every start the worse one does, and more.
+  results = [r for r in RESULTS if r[:2] != ('CRR', 200)] + [
+      ('CRR', 200, 200, 0, 60, 100), ('CRR', 200, 200, 1, 60, 100)]
+  root = make_study(str(tmp_path / 'study'), results, outcomes=True)
+  found = {f.key: f for f in findings.study_findings(study_results.load_study(root))}
+  # (b) R-CRR 30 % against CRR's 20 %: the intervals overlap, but start by start
+  # R-CRR gains 10 starts and loses none, so the paired interval excludes 0.
+  assert found['b'].verdicts == [findings.HOLDS]
+  assert '(+10.0 points [' in found['b'].lines[0]
+  assert 'paired over 100 starts' in found['b'].lines[0]
+  # (c) at 100: 30 % against 25 %, 5 starts more: apart now (P(none of the 5 in a
+  # resample) = 0.95^100 = 0.6 % < 2.5 %).
+  assert found['c'].verdicts == [findings.HOLDS, findings.HOLDS]
+  text = findings.format_findings(found.values())
+  assert 'interval of the paired difference' in text

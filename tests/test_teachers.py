@@ -199,6 +199,8 @@ def test_action_noise_benchmark_pairs_noisy_teachers_with_the_evaluated_one(logg
   cell, = evaluate.evaluate(['scripted-generalization'], ['triplet1'], 3, episode_steps=150)
   assert (rows[0]['successes'], rows[0]['mean_return']) == (
       cell['successes'], round(cell['mean_return'], 3))
+  # Per-start outcomes, in start order, for paired comparisons with students.
+  assert len(cell['outcomes']) == 3 and cell['outcomes'].count('1') == cell['successes']
   assert rows[0]['paired_with_stddev_0']['noisy_only'] == 0
   assert rows[0]['paired_with_stddev_0']['noise_free_only'] == 0
   assert sum(rows[1]['paired_with_stddev_0'].values()) == 3

@@ -1,12 +1,13 @@
 """A study's numbers as one JSON file, `results.json` beside the report.
 
 For scripts and for diffing two studies: every cell (main grid and sweeps) with
-its per-seed successes and the 95 % interval the report's tables print, the
-teacher evaluation, the recommendation per budget, the paper's findings
-checked (learners.study.findings), each cell's training-log medians
+its per-seed successes and per-start outcomes, the 95 % interval the report's
+tables print and the paired difference with the teacher, the teacher evaluation
+(with its per-start outcomes), the recommendation per budget, the paper's
+findings checked (learners.study.findings), each cell's training-log medians
 (learners.study.diagnostics) and the teacher datasets' cards
-(learners.study.teacher_data).  Rows are sorted and keys
-too, so a rerun on the same results writes the same bytes.
+(learners.study.teacher_data).  Rows are sorted and keys too, so a rerun on the
+same results writes the same bytes.
 """
 
 from typing import Sequence
@@ -19,23 +20,27 @@ from learners.training import workdir as run_files
 RESULTS_FILE = 'results.json'
 
 
-def cell_row(cell: study_results.Cell) -> dict:
+def cell_row(cell: study_results.Cell, study: study_results.Study) -> dict:
   lo, hi = cell.interval()
+  paired = study.versus_teacher(cell)
   return {
+      # Paired start by start on the shared evaluation starts; None without outcomes.
+      'minus_teacher': paired and paired.as_dict(),
       'sweep': cell.sweep, 'overrides': dict(cell.overrides),  # A sweep's value(s).
       'method': cell.method, 'triplet': cell.triplet, 'teacher': cell.teacher,
       'obs': cell.obs, 'budget': cell.budget, 'offline_episodes': cell.offline_episodes,
       'seeds': cell.n_seeds, 'success_rate': cell.mean, 'ci95': [lo, hi],
-      'per_seed': [{'seed': seed, 'successes': wins, 'episodes': n, 'success_rate': wins / n}
-                   for seed, wins, n in sorted(zip(cell.seeds, cell.successes,
-                                                   cell.episodes))],
+      'per_seed': [{'seed': seed, 'successes': wins, 'episodes': n, 'success_rate': wins / n,
+                    'outcomes': outcomes}
+                   for seed, wins, n, outcomes in sorted(zip(cell.seeds, cell.successes,
+                                                             cell.episodes, cell.outcomes))],
   }
 
 
 def teacher_row(cell: dict) -> dict:
   return {'teacher': cell['teacher'], 'triplet': cell['triplet'],
           'success_rate': cell['success_rate'], 'ci95': list(cell['ci95']),
-          'episodes': cell['episodes']}
+          'episodes': cell['episodes'], 'outcomes': cell.get('outcomes', '')}
 
 
 def study_json(study: study_results.Study,
@@ -50,7 +55,7 @@ def study_json(study: study_results.Study,
       'findings': [f.as_row() for f in findings],
       'study': study.name,
       'missing_runs': sorted(study.missing),
-      'cells': [cell_row(c) for c in sorted(study.cells, key=study_results.table_order)],
+      'cells': [cell_row(c, study) for c in sorted(study.cells, key=study_results.table_order)],
       'teacher_source': study.teacher_source,
       'teacher_success': sorted((teacher_row(c) for c in study.teachers),
                                 key=lambda r: (r['teacher'], r['triplet'])),

@@ -1,12 +1,14 @@
 """The paper's findings, checked on a study's main grid (the report's "Findings").
 
-Each finding compares results with their 95 % intervals (those of the report's
-tables) and says where it stands:
+Each finding compares two results where both kept per-start outcomes by their
+paired difference (learners.study.results.paired_difference: same evaluation
+starts, one 95 % interval for the difference), else by their two 95 % intervals
+(those of the report's tables), and says where it stands:
 
-  * `holds` / `fails`: the intervals separate, in the claimed direction or not;
-  * `holds in the means` / `fails in the means`: the intervals overlap, so this
-    many seeds and evaluation episodes show no difference; the means' order is
-    all there is;
+  * `holds` / `fails`: the difference's interval excludes 0 (or the two
+    intervals separate), in the claimed direction or not;
+  * `holds in the means` / `fails in the means`: no difference shown with this
+    many seeds and evaluation episodes; the means' order is all there is;
   * `not measured`: the study lacks the cells (the note says which).
 
 The claims (Sec. V of the paper), per (triplet, teacher, obs) of the grid:
@@ -41,17 +43,18 @@ class Result:
   mean: float
   ci95: tuple
   cell_key: tuple = ()  # (method, budget, offline_episodes); () for the teacher.
+  outcomes: tuple = ()  # Per seed, per-start outcome strings ('' where not kept).
 
   @classmethod
   def of_cell(cls, cell: study_results.Cell) -> 'Result':
     return cls(f'{cell.method} at {cell.budget} ({cell.offline_episodes} offline, '
                f'n={cell.n_seeds})', cell.mean, tuple(cell.interval()),
-               (cell.method, cell.budget, cell.offline_episodes))
+               (cell.method, cell.budget, cell.offline_episodes), tuple(cell.outcomes))
 
   @classmethod
   def of_teacher(cls, teacher: dict) -> 'Result':
     return cls(f'teacher ({teacher["episodes"]} episodes)', teacher['success_rate'],
-               tuple(teacher['ci95']))
+               tuple(teacher['ci95']), outcomes=(teacher.get('outcomes', ''),))
 
   def format(self) -> str:
     return f'{self.label} {pct(self.mean)} [{pct(self.ci95[0])}, {pct(self.ci95[1])}]'
@@ -59,12 +62,23 @@ class Result:
 
 def verdict(left: Result, right: Result, claim_left_higher: bool = True) -> str:
   """Where the claim "left >= right" (or "left < right") stands."""
-  if study_results.interval_above(left.ci95, right.ci95):
-    return HOLDS if claim_left_higher else FAILS
-  if study_results.interval_above(right.ci95, left.ci95):
-    return FAILS if claim_left_higher else HOLDS
-  higher = left.mean >= right.mean
+  paired = study_results.paired_difference(left.outcomes, right.outcomes)
+  if paired:
+    above, below = paired.ci95[0] > 0, paired.ci95[1] < 0
+    higher = paired.difference >= 0
+  else:
+    above = study_results.interval_above(left.ci95, right.ci95)
+    below = study_results.interval_above(right.ci95, left.ci95)
+    higher = left.mean >= right.mean
+  if above or below:
+    return HOLDS if above == claim_left_higher else FAILS
   return HOLDS_MEANS if higher == claim_left_higher else FAILS_MEANS
+
+
+def _comparison(left: Result, right: Result, higher: bool = True) -> str:
+  paired = study_results.paired_difference(left.outcomes, right.outcomes)
+  return (f'{left.format()} {">=" if higher else "<"} {right.format()}'
+          + (f' ({paired.format()})' if paired else ''))
 
 
 @dataclasses.dataclass
@@ -100,7 +114,7 @@ def _compare(finding: Finding, left: Result, right: Result, higher: bool = True)
   finding.verdicts.append(v)
   finding.cells += [r.cell_key for r in (left, right) if r.cell_key and r.cell_key not in
                     finding.cells]
-  finding.lines.append(f'{left.format()} {">=" if higher else "<"} {right.format()}')
+  finding.lines.append(_comparison(left, right, higher))
 
 
 def _best(cells: Sequence[study_results.Cell], method: str, budget: int):
@@ -135,7 +149,7 @@ def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
     for budget in shared[1:]:
       left, right = (Result.of_cell(_best(cells, m, budget)) for m in ('R-CRR', 'CRR'))
       larger.append(f'at {budget} (not the claim\'s budget): {verdict(left, right)}: '
-                    f'{left.format()} >= {right.format()}')
+                    f'{_comparison(left, right)}')
     b.note = '; '.join(['R-CRR at its best offline proportion'] + larger)
   else:
     b.note = 'needs R-CRR and CRR at a shared budget'
@@ -201,8 +215,10 @@ def format_findings(findings: Sequence[Finding]) -> str:
   if not findings:
     return 'No finished runs in the main grid.'
   lines = ['Each claim against this study\'s cells: **holds** / **fails** where the 95 % '
-           'intervals separate, **in the means** where they overlap (no difference shown '
-           'with these seeds and episodes).', '',
+           'interval of the paired difference (same evaluation starts) excludes 0, or, for '
+           'runs without per-start outcomes, where the two 95 % intervals separate; '
+           '**in the means** otherwise (no difference shown with these seeds and episodes).',
+           '',
            '| | claim (the paper) | triplet, teacher, obs | here | comparisons (95 % intervals) |',
            '|---|---|---|---|---|']
   for f in findings:

@@ -5,10 +5,12 @@ r"""The split recommender: how to spend a budget, from a study's results.
       [--episodes_per_hour 41.7]
 
 The teacher is a baseline option: "spend the budget on nothing, run the
-teacher".  A student beats the teacher only where its 95 % interval lies above
-the teacher's (its lower bound over the teacher's upper bound); the teacher's
-numbers are the study's teacher evaluation (`teachers.json`, else the shipped
-cards).  For the given budget N:
+teacher".  A student beats the teacher only where the 95 % interval of their
+difference, paired start by start on the shared evaluation starts, lies above 0
+(learners.study.results.paired_difference); runs or teacher evaluations without
+per-start outcomes fall back to the student's interval lying above the
+teacher's.  The teacher's numbers are the study's teacher evaluation
+(`teachers.json`, else the shipped cards).  For the given budget N:
 
   * no student beats the teacher: the answer is "run the teacher", with its
     success and interval beside the best student's;
@@ -97,12 +99,22 @@ class Recommendation:
   max_budget: int
   verdict: str = NO_TEACHER
   teacher: Optional[dict] = None  # The teacher's evaluation (envs.evaluate cell).
+  versus_teacher: Optional[study_results.Paired] = None  # best - teacher, paired.
 
 
 def beats_teacher(cell: study_results.Cell, teacher: dict) -> bool:
-  # Overlapping intervals show no difference, and the teacher costs no budget,
-  # so a student must be better beyond doubt: its lower bound over the teacher's upper.
+  # The teacher costs no budget, so a student must be better beyond doubt: the
+  # paired difference's lower bound above 0, else its lower bound over the teacher's upper.
+  paired = study_results.versus_teacher(cell, teacher)
+  if paired:
+    return paired.ci95[0] > 0
   return study_results.interval_above(cell.interval(), teacher['ci95'])
+
+
+def _against_teacher(rec: 'Recommendation') -> str:
+  if rec.versus_teacher:
+    return f'paired with the teacher start by start, {rec.versus_teacher.format()}'
+  return 'its 95 % interval against the teacher\'s (no per-start outcomes to pair)'
 
 
 def probability_best(cells: Sequence[study_results.Cell], seed: int = 0,
@@ -147,7 +159,9 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
                         p_best=probability_best(at_budget), ties=ties,
                         alternatives=alternatives, episodes_per_hour=episodes_per_hour,
                         max_budget=max(c.budget for c in cells), verdict=verdict,
-                        teacher=teacher)
+                        teacher=teacher,
+                        versus_teacher=(study_results.versus_teacher(best, teacher)
+                                        if teacher else None))
 
 
 def format_teacher(teacher: dict) -> str:
@@ -177,8 +191,8 @@ def _run_teacher(rec: Recommendation, header: str) -> str:
     lo, hi = rec.interval
     lines.append(f'The best student, {_split(b)}, has {pct(b.mean)} [{pct(lo)}, {pct(hi)}] '
                  f'over {b.n_seeds} seed(s), P(best among the students) = '
-                 f'{rec.p_best[(b.method, b.offline_episodes)]:.2f}: its 95 % interval does '
-                 'not lie above the teacher\'s.')
+                 f'{rec.p_best[(b.method, b.offline_episodes)]:.2f}; '
+                 f'{_against_teacher(rec)}: not above the teacher.')
   return '\n'.join(lines)
 
 
@@ -197,8 +211,8 @@ def format_recommendation(rec: Recommendation) -> str:
       f'{header}best is **{_split(b)}**: success {pct(b.mean)} [{pct(lo)}, {pct(hi)}] over '
       f'{b.n_seeds} seed(s), P(best) = {rec.p_best[(b.method, b.offline_episodes)]:.2f}.']
   if rec.verdict == STUDENT:
-    lines.append(f'**It beats the teacher** ({format_teacher(rec.teacher)}): its 95 % '
-                 'interval lies above the teacher\'s.')
+    lines.append(f'**It beats the teacher** ({format_teacher(rec.teacher)}): '
+                 f'{_against_teacher(rec)}.')
   else:
     lines.append(no_teacher)
   if rec.ties:
@@ -235,6 +249,7 @@ def as_row(rec: Recommendation) -> dict:
       'teacher_success': None if t is None else {
           'success_rate': t['success_rate'], 'ci95': list(t['ci95']),
           'episodes': t['episodes']},
+      'student_minus_teacher': rec.versus_teacher and rec.versus_teacher.as_dict(),
   }
 
 

@@ -71,13 +71,16 @@ def table_best(study, budget: int) -> str:
 
 def table_cells(study) -> str:
   lines = ['| sweep | method | triplet | teacher | obs | budget | offline | proportion | '
-           'final success [95 %] | seeds |', '|---' * 10 + '|']
+           'final success [95 %] | seeds | minus the teacher, paired [95 %] |',
+           '|---' * 11 + '|']
   for c in sorted(study.cells, key=study_results.table_order):
     lo, hi = c.interval()
     sweep = c.sweep + ''.join(f' {k}={v}' for k, v in c.overrides)
+    paired = study.versus_teacher(c)
     lines.append(f'| {sweep} | {c.method} | {c.triplet} | {c.teacher} | {c.obs} | {c.budget} '
                  f'| {c.offline_episodes} | {c.proportion:.2f} | {pct(c.mean)} '
-                 f'[{pct(lo)}, {pct(hi)}] | {c.n_seeds} |')
+                 f'[{pct(lo)}, {pct(hi)}] | {c.n_seeds} | '
+                 f'{paired.format() if paired else "– (no per-start outcomes)"} |')
   return '\n'.join(lines)
 
 
@@ -140,7 +143,10 @@ def write_report(workdir: str, output: Optional[str] = None,
                  + '.')
   lines += ['', 'Intervals are 95 %: Wilson over evaluation episodes for one seed, a '
             'bootstrap over seeds and evaluation episodes for several. "n" is the number '
-            'of seeds.', '', *[f'- {n}' for n in _settings_notes(study)], '',
+            'of seeds. Every policy is evaluated on the same starts, so comparisons with '
+            'the teacher and between cells are paired start by start where the runs kept '
+            'per-start outcomes (a bootstrap over the shared starts and the seeds).', '',
+            *[f'- {n}' for n in _settings_notes(study)], '',
             '## Split recommendation', '']
   recommendations = [recommend_lib.recommend_group(study, cells, budget, episodes_per_hour)
                      for budget in budgets

@@ -11,6 +11,16 @@ episodes).  Success intervals:
     where no episode of any seed succeeded (or none failed), Wilson over the
     pooled episodes, as the bootstrap would return the point.
 
+Comparisons.  Every policy is evaluated on the same starts (envs.evaluate.eval_seed),
+so two cells, or a cell and its teacher, are compared start by start where both
+kept their per-start outcomes: `paired_difference` is the difference in success
+over the starts both evaluated, with a percentile bootstrap that resamples those
+starts (the same ones on both sides) and each side's seeds.  Easy starts that
+every policy stacks and hard ones that none does then cancel out instead of
+widening both intervals; two separate 95 % intervals that must not overlap are
+a much stricter test (about a 99.5 % one).  Runs written before outcomes were
+stored fall back to that interval test.
+
 Everything here is arithmetic on JSON; no TensorFlow.
 """
 
@@ -53,6 +63,48 @@ def bootstrap_means(successes: Sequence[int], episodes: Sequence[int],
   return rates.mean(axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class Paired:
+  """left - right in success rate over `starts` shared evaluation starts."""
+  difference: float
+  ci95: tuple
+  starts: int
+
+  def format(self) -> str:
+    lo, hi = self.ci95
+    return (f'{100 * self.difference:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] '
+            f'paired over {self.starts} starts')
+
+  def as_dict(self) -> dict:
+    return {'difference': self.difference, 'ci95': list(self.ci95), 'starts': self.starts}
+
+
+def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
+                      samples: int = BOOTSTRAP) -> Optional[Paired]:
+  """Success of `left` minus `right`, paired start by start, with a 95 % interval.
+
+  Each side is its seeds' per-start outcome strings (a teacher: one string), all
+  from evaluation start 0.  None where a side lacks outcomes.  The point is the
+  difference of the seed-averaged success rates over the shared starts; the
+  interval resamples starts (one draw for both sides) and, per side, seeds.
+  """
+  if not left or not right or not all(left) or not all(right):
+    return None
+  starts = min(len(o) for o in (*left, *right))
+  a = np.stack([envs_evaluate.decode_outcomes(o[:starts]) for o in left]).astype(float)
+  b = np.stack([envs_evaluate.decode_outcomes(o[:starts]) for o in right]).astype(float)
+  point = a.mean() - b.mean()
+  rng = np.random.default_rng(seed)
+  drawn = rng.integers(0, starts, size=(samples, starts))
+  def resampled(side):  # (samples,) seed-averaged success on the drawn starts.
+    per_seed = side[:, drawn].mean(axis=2).T  # (samples, seeds)
+    pick = rng.integers(0, side.shape[0], size=(samples, side.shape[0]))
+    return np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
+  diffs = resampled(a) - resampled(b)
+  return Paired(float(point), (float(np.percentile(diffs, 2.5)),
+                               float(np.percentile(diffs, 97.5))), starts)
+
+
 @dataclasses.dataclass
 class Cell:
   """One configuration pooled over seeds."""
@@ -70,6 +122,7 @@ class Cell:
   curves: list = dataclasses.field(default_factory=list)  # Per seed: eval.json entries.
   run_dirs: list = dataclasses.field(default_factory=list)  # Per seed.
   grad_steps: list = dataclasses.field(default_factory=list)  # Per seed, as trained.
+  outcomes: list = dataclasses.field(default_factory=list)  # Per seed, '' if not kept.
 
   @property
   def proportion(self) -> float:
@@ -135,6 +188,15 @@ class Study:
         return cell
     return None
 
+  def versus_teacher(self, cell: Cell) -> Optional[Paired]:
+    """The cell minus its teacher, start by start (None: either lacks outcomes)."""
+    teacher = self.teacher(cell.teacher, cell.triplet)
+    return versus_teacher(cell, teacher) if teacher else None
+
+
+def versus_teacher(cell: Cell, teacher: dict) -> Optional[Paired]:
+  return paired_difference(cell.outcomes, [teacher.get('outcomes', '')])
+
 
 def load_study(workdir: str) -> Study:
   index_path = os.path.join(workdir, STUDY_FILE)
@@ -166,6 +228,8 @@ def load_study(workdir: str) -> Study:
     cell.curves.append(evals)
     cell.run_dirs.append(run_dir)
     cell.grad_steps.append(final.get('grad_step'))
+    # Paired comparisons align starts from 0, like the teacher's evaluation.
+    cell.outcomes.append(final.get('outcomes', '') if final.get('first_index', 0) == 0 else '')
   teachers_path = os.path.join(workdir, TEACHERS_FILE)
   if os.path.exists(teachers_path):
     teachers, source = run_files.read_json(teachers_path)['cells'], (

@@ -4,6 +4,12 @@ Episodes use `envs.evaluate.eval_seed`, the seeds every teacher is evaluated
 on, so student and teacher numbers are comparable.  Evaluation episodes are
 counted in the ledger but are not part of the budget.  Always the sparse
 (success) reward, whatever the method trains on.
+
+Each result keeps its per-start outcomes (`outcomes`, one '1'/'0' per episode
+from `first_index` on): the teacher's evaluation has them for the same starts,
+so a study can compare a student with its teacher start by start
+(learners.study.results.paired_difference), a far sharper test than two
+overlapping intervals when both succeed on the same easy starts.
 """
 
 import dataclasses
@@ -26,6 +32,8 @@ class EvalResult:
   ci95: tuple
   mean_return: float
   grad_step: int
+  first_index: int = 0  # Evaluation start of outcomes[0] (envs.evaluate.eval_seed).
+  outcomes: str = ''  # '1' success / '0' failure per start, in order.
 
   def as_dict(self) -> dict:
     out = dataclasses.asdict(self)
@@ -46,15 +54,18 @@ class Evaluator:
           first_index: int = 0) -> EvalResult:
     if episodes < 1:
       raise ValueError(f'episodes must be >= 1, got {episodes}.')
-    wins, returns = 0, []
+    outcomes, returns = [], []
     for i in range(first_index, first_index + episodes):
       traj = rollout_lib.rollout(self._env, policy, 'deterministic',
                                  envs_evaluate.eval_seed(self._triplet, i))
-      wins += int(traj.success)
+      outcomes.append(bool(traj.success))
       returns.append(traj.episode_return)
+    wins = sum(outcomes)
     return EvalResult(episodes=episodes, successes=wins, success_rate=wins / episodes,
                       ci95=envs_evaluate.wilson_interval(wins, episodes),
-                      mean_return=float(np.mean(returns)), grad_step=grad_step)
+                      mean_return=float(np.mean(returns)), grad_step=grad_step,
+                      first_index=first_index,
+                      outcomes=envs_evaluate.encode_outcomes(outcomes))
 
   def close(self) -> None:
     self._env.close()
