@@ -51,6 +51,8 @@ _CLIS = {
     'report': Cli('learners.study.report', 'python -m learners.study.report', 'report.py'),
     'recommend': Cli('learners.study.recommend', 'python -m learners.study.recommend',
                      'recommend.py'),
+    'outcomes': Cli('learners.study.outcomes', 'python -m learners.study.outcomes',
+                    'outcomes.py'),
 }
 
 
@@ -271,6 +273,10 @@ CASES = [
         'No finished runs at budget [999]', _STUDY),
     cli('report', '{tmp}/study --episodes_per_hour 0', 'episodes_per_hour <= 0', 2,
         '--episodes_per_hour must be > 0', _STUDY),
+    cli('report', '{tmp}/study', 'corrupted per-start outcomes in a run\'s summary', 2,
+        'the file is corrupted', dict(_STUDY, **{
+            f'study/runs/{_STUDY_RUN}/summary.json': json.dumps(dict(final_eval=dict(
+                successes=10, episodes=20, outcomes='1' * 10 + '0' * 9 + 'x')))})),
     cli('recommend', '{tmp}/nothing --budget 100', 'a missing folder', 2, 'study.json not found'),
     cli('recommend', '{tmp}/study', 'no --budget', 2,
         'the following arguments are required: --budget', _STUDY),
@@ -280,6 +286,9 @@ CASES = [
         'not have', 2, 'no finished runs match', _STUDY),
     cli('recommend', '{tmp}/study --budget 100 --episodes_per_hour 0', 'episodes_per_hour <= 0',
         2, '--episodes_per_hour must be > 0', _STUDY),
+    cli('outcomes', '{tmp}/nothing', 'a folder without a study', 2, 'study.json not found'),
+    cli('outcomes', '{tmp}/study --workers 0', 'no evaluation process', 2,
+        '--workers must be >= 1', _STUDY),
 
     call("teacher_dataset.load_teacher_dataset('triplet1_generalization_state_5', '<tmp>/data')",
          _load('triplet1_generalization_state_5'), 'dataset not built', 'TeacherDatasetError',

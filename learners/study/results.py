@@ -229,11 +229,14 @@ def load_study(workdir: str) -> Study:
     cell.run_dirs.append(run_dir)
     cell.grad_steps.append(final.get('grad_step'))
     # Paired comparisons align starts from 0, like the teacher's evaluation.
-    cell.outcomes.append(final.get('outcomes', '') if final.get('first_index', 0) == 0 else '')
+    cell.outcomes.append(checked_outcomes(final, summary_path)
+                         if final.get('first_index', 0) == 0 else '')
   teachers_path = os.path.join(workdir, TEACHERS_FILE)
   if os.path.exists(teachers_path):
     teachers, source = run_files.read_json(teachers_path)['cells'], (
         f'{TEACHERS_FILE} (this study, the students\' evaluation seeds)')
+    for teacher in teachers:
+      checked_outcomes(teacher, teachers_path)
   else:
     teachers = shipped_teacher_cells()
     source = ('the shipped teachers\' cards, envs/teacher_models/*/card.json (same '
@@ -241,6 +244,18 @@ def load_study(workdir: str) -> Study:
   return Study(name=index['name'], workdir=workdir, cells=list(cells.values()),
                missing=missing, teachers=teachers, teacher_source=source,
                description=index.get('description', ''), restarted=restarted)
+
+
+def checked_outcomes(evaluation: dict, path: str) -> str:
+  """An evaluation's per-start outcomes ('' if not kept), refused if they disagree."""
+  outcomes = evaluation.get('outcomes', '')
+  if outcomes and (set(outcomes) - {'0', '1'} or len(outcomes) != evaluation['episodes']
+                   or outcomes.count('1') != evaluation['successes']):
+    raise ValueError(f'{path}: its per-start outcomes ({len(outcomes)} characters) are not '
+                     f'{evaluation["episodes"]} 0/1 with {evaluation["successes"]} successes: '
+                     'the file is corrupted; delete its "outcomes" and rerun python -m '
+                     'learners.study.outcomes on the study.')
+  return outcomes
 
 
 def shipped_teacher_cells() -> list:
