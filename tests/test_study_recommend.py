@@ -115,3 +115,13 @@ def test_paired_with_the_teacher_a_student_beats_it_where_intervals_overlap(tmp_
   # CRR 5 % loses 25 of the teacher's starts: its paired interval lies below 0.
   (crr,) = [c for c in study_results.load_study(str(tmp_path / 'b')).cells if c.method == 'CRR']
   assert study_results.load_study(str(tmp_path / 'b')).versus_teacher(crr).ci95[1] < 0
+
+
+def test_paired_ties_are_only_the_splits_not_shown_below_the_best(tmp_path):
+  # Budget 100 of RESULTS: R-CRR 50 offline 30 % against 75 offline 25 %.  Their
+  # intervals overlap, a tie; nested outcomes (5 more starts, none fewer) separate them.
+  unpaired = _recommend(make_study(str(tmp_path / 'a'), RESULTS), 100)
+  assert ('R-CRR', 75) in {(c.method, c.offline_episodes) for c in unpaired.ties}
+  paired = _recommend(make_study(str(tmp_path / 'b'), RESULTS, outcomes=True), 100)
+  assert (paired.best.method, paired.best.offline_episodes) == ('R-CRR', 50)
+  assert paired.ties == []

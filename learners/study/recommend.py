@@ -93,7 +93,7 @@ class Recommendation:
   best: study_results.Cell  # The named student; under RUN_TEACHER the best student.
   interval: tuple
   p_best: dict  # (method, offline_episodes) -> bootstrap probability of being best.
-  ties: list  # Cells whose interval overlaps the best's.
+  ties: list  # Cells not shown worse than the best (distinguishable, below).
   alternatives: list
   episodes_per_hour: float
   max_budget: int
@@ -109,6 +109,15 @@ def beats_teacher(cell: study_results.Cell, teacher: dict) -> bool:
   if paired:
     return paired.ci95[0] > 0
   return study_results.interval_above(cell.interval(), teacher['ci95'])
+
+
+def distinguishable(best: study_results.Cell, other: study_results.Cell) -> bool:
+  """Whether `other` is shown below `best`: paired, the difference's interval above 0;
+  without per-start outcomes, `other`'s interval wholly below `best`'s."""
+  paired = study_results.paired_difference(best.outcomes, other.outcomes)
+  if paired:
+    return paired.ci95[0] > 0
+  return study_results.interval_above(best.interval(), other.interval())
 
 
 def _against_teacher(rec: 'Recommendation') -> str:
@@ -144,7 +153,7 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
     verdict, candidates = (STUDENT, winners) if winners else (RUN_TEACHER, at_budget)
   best = max(candidates, key=lambda c: (c.mean, -c.offline_episodes))
   lo, hi = best.interval()
-  ties = [c for c in at_budget if c is not best and c.interval()[1] >= lo]
+  ties = [c for c in at_budget if c is not best and not distinguishable(best, c)]
   best_by = study_results.best_per_budget(cells)
   alternatives = []
   for method in sorted({c.method for c in cells}):
@@ -216,11 +225,13 @@ def format_recommendation(rec: Recommendation) -> str:
   else:
     lines.append(no_teacher)
   if rec.ties:
-    lines.append('Not distinguishable from it (95 % intervals overlap): ' + '; '.join(
+    lines.append('Not distinguishable from it (the paired difference\'s 95 % interval '
+                 'includes 0, or without per-start outcomes the intervals overlap): '
+                 + '; '.join(
         f'{c.method} offline {c.offline_episodes} {c.format()}, '
         f'P(best) = {rec.p_best[(c.method, c.offline_episodes)]:.2f}' for c in rec.ties) + '.')
   else:
-    lines.append('No other split\'s 95 % interval overlaps it.')
+    lines.append('Every other split is shown below it (95 %).')
   lines += ['', f'Robot time each method needs (best offline proportion per budget) for '
             f'{pct(b.mean)} success, at {rec.episodes_per_hour:.1f} episodes/hour:', '',
             '| method | episodes | hours | success at this budget |', '|---|---|---|---|']
