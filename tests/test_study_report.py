@@ -111,6 +111,12 @@ def test_paired_difference_known_answers():
   # Only the starts both evaluated count: the first 2 of 1111 against 10.
   p = paired(['1111'], ['10'])
   assert (p.difference, p.starts) == (pytest.approx(0.5), 2)
+  # Seeds held fixed: only the starts are resampled.  Seeds 10 and 01 against 00:
+  # +0.5 at each start, so +0.5 in every resample; resampling the seeds also
+  # draws (10, 10), which scores 0, 0.5 or 1 on resampled starts.
+  fixed = paired(['10', '01'], ['00'], resample_seeds=False)
+  assert fixed.difference == pytest.approx(0.5) and fixed.ci95 == pytest.approx((0.5, 0.5))
+  assert paired(['10', '01'], ['00']).ci95 == pytest.approx((0.0, 1.0))
   # The same outcomes: no difference, and none in any resample.
   assert paired(['1010'], ['1010']).ci95 == (0.0, 0.0)
   # A side without outcomes (runs written before they were kept): no pairing.

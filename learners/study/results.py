@@ -80,13 +80,15 @@ class Paired:
 
 
 def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
-                      samples: int = BOOTSTRAP) -> Optional[Paired]:
+                      samples: int = BOOTSTRAP, resample_seeds: bool = True
+                      ) -> Optional[Paired]:
   """Success of `left` minus `right`, paired start by start, with a 95 % interval.
 
   Each side is its seeds' per-start outcome strings (a teacher: one string), all
   from evaluation start 0.  None where a side lacks outcomes.  The point is the
   difference of the seed-averaged success rates over the shared starts; the
-  interval resamples starts (one draw for both sides) and, per side, seeds.
+  interval resamples starts (one draw for both sides) and, per side, seeds
+  (`resample_seeds` False: these seeds only, how much the starts alone leave open).
   """
   if not left or not right or not all(left) or not all(right):
     return None
@@ -98,6 +100,8 @@ def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
   drawn = rng.integers(0, starts, size=(samples, starts))
   def resampled(side):  # (samples,) seed-averaged success on the drawn starts.
     per_seed = side[:, drawn].mean(axis=2).T  # (samples, seeds)
+    if not resample_seeds:
+      return per_seed.mean(axis=1)
     pick = rng.integers(0, side.shape[0], size=(samples, side.shape[0]))
     return np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
   diffs = resampled(a) - resampled(b)
