@@ -125,3 +125,15 @@ def test_paired_ties_are_only_the_splits_not_shown_below_the_best(tmp_path):
   paired = _recommend(make_study(str(tmp_path / 'b'), RESULTS, outcomes=True), 100)
   assert (paired.best.method, paired.best.offline_episodes) == ('R-CRR', 50)
   assert paired.ties == []
+
+
+def test_probability_best_draws_the_same_starts_for_every_split(tmp_path):
+  # Nested outcomes: R-CRR 50 offline (30 %) stacks every start R-CRR 75 offline
+  # (25 %) stacks.  Drawn on the same starts it is never behind, so it is best in every
+  # replicate but those that tie it with another cell (no start of its 5 drawn);
+  # drawn apart, as without outcomes, 75 offline is best in some.
+  paired = _recommend(make_study(str(tmp_path / 'b'), RESULTS, outcomes=True), 100)
+  unpaired = _recommend(make_study(str(tmp_path / 'a'), RESULTS), 100)
+  assert paired.p_best[('R-CRR', 75)] < 0.01 < unpaired.p_best[('R-CRR', 75)]
+  assert paired.p_best[('R-CRR', 50)] > 0.99
+  assert sum(paired.p_best.values()) == pytest.approx(1.0)

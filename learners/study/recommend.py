@@ -22,7 +22,8 @@ teacher's.  The teacher's numbers are the study's teacher evaluation
 and for a named student
 
   * its 95 % interval and seed count, and the probability that it is really the
-    best (a bootstrap over seeds and evaluation episodes of every candidate);
+    best (a bootstrap over seeds and evaluation episodes of every candidate; with
+    per-start outcomes, the same resampled starts for every candidate);
   * the candidates whose interval overlaps the best one's (not distinguishable
     with this many seeds/evaluation episodes);
   * for every method (at its best offline proportion per budget), how much robot
@@ -128,9 +129,13 @@ def _against_teacher(rec: 'Recommendation') -> str:
 
 def probability_best(cells: Sequence[study_results.Cell], seed: int = 0,
                      samples: int = study_results.BOOTSTRAP) -> dict:
-  rng = np.random.default_rng(seed)
-  draws = np.stack([study_results.bootstrap_means(c.successes, c.episodes, rng, samples)
-                    for c in cells])
+  if study_results.has_outcomes(*(c.outcomes for c in cells)):
+    # The same starts for every cell in a replicate, as the paired comparisons draw them.
+    _, draws = study_results.paired_bootstrap([c.outcomes for c in cells], seed, samples)
+  else:
+    rng = np.random.default_rng(seed)
+    draws = np.stack([study_results.bootstrap_means(c.successes, c.episodes, rng, samples)
+                      for c in cells])
   # Ties in a replicate are split evenly, so equal cells share the probability.
   top = draws == draws.max(axis=0, keepdims=True)
   share = (top / top.sum(axis=0, keepdims=True)).mean(axis=1)

@@ -79,23 +79,23 @@ class Paired:
     return {'difference': self.difference, 'ci95': list(self.ci95), 'starts': self.starts}
 
 
-def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
-                      samples: int = BOOTSTRAP, resample_seeds: bool = True
-                      ) -> Optional[Paired]:
-  """Success of `left` minus `right`, paired start by start, with a 95 % interval.
+def has_outcomes(*sides: Sequence[str]) -> bool:
+  """Whether every side has seeds and every seed its per-start outcomes."""
+  return all(side and all(side) for side in sides)
+
+
+def paired_bootstrap(sides: Sequence[Sequence[str]], seed: int = 0, samples: int = BOOTSTRAP,
+                     resample_seeds: bool = True) -> tuple[np.ndarray, np.ndarray]:
+  """(points, draws): each side's seed-averaged success over the starts all share,
+  and `samples` bootstrap replicates of it, (sides, samples), with the starts drawn
+  once for every side and, per side, its seeds (`resample_seeds` False: these seeds only).
 
   Each side is its seeds' per-start outcome strings (a teacher: one string), all
-  from evaluation start 0.  None where a side lacks outcomes.  The point is the
-  difference of the seed-averaged success rates over the shared starts; the
-  interval resamples starts (one draw for both sides) and, per side, seeds
-  (`resample_seeds` False: these seeds only, how much the starts alone leave open).
+  from evaluation start 0 (`has_outcomes` first).
   """
-  if not left or not right or not all(left) or not all(right):
-    return None
-  starts = min(len(o) for o in (*left, *right))
-  a = np.stack([envs_evaluate.decode_outcomes(o[:starts]) for o in left]).astype(float)
-  b = np.stack([envs_evaluate.decode_outcomes(o[:starts]) for o in right]).astype(float)
-  point = a.mean() - b.mean()
+  starts = min(len(o) for side in sides for o in side)
+  decoded = [np.stack([envs_evaluate.decode_outcomes(o[:starts]) for o in side]).astype(float)
+             for side in sides]
   rng = np.random.default_rng(seed)
   drawn = rng.integers(0, starts, size=(samples, starts))
   def resampled(side):  # (samples,) seed-averaged success on the drawn starts.
@@ -104,9 +104,25 @@ def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
       return per_seed.mean(axis=1)
     pick = rng.integers(0, side.shape[0], size=(samples, side.shape[0]))
     return np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
-  diffs = resampled(a) - resampled(b)
-  return Paired(float(point), (float(np.percentile(diffs, 2.5)),
-                               float(np.percentile(diffs, 97.5))), starts)
+  return (np.array([side.mean() for side in decoded]),
+          np.stack([resampled(side) for side in decoded]))
+
+
+def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
+                      samples: int = BOOTSTRAP, resample_seeds: bool = True
+                      ) -> Optional[Paired]:
+  """Success of `left` minus `right`, paired start by start, with a 95 % interval.
+
+  The point is the difference of the seed-averaged success rates over the shared
+  starts; the interval is `paired_bootstrap`'s.  None where a side lacks outcomes.
+  """
+  if not has_outcomes(left, right):
+    return None
+  points, draws = paired_bootstrap([left, right], seed, samples, resample_seeds)
+  diffs = draws[0] - draws[1]
+  return Paired(float(points[0] - points[1]), (float(np.percentile(diffs, 2.5)),
+                                               float(np.percentile(diffs, 97.5))),
+                min(len(o) for o in (*left, *right)))
 
 
 @dataclasses.dataclass
