@@ -24,8 +24,9 @@ and for a named student
   * its 95 % interval and seed count, and the probability that it is really the
     best (a bootstrap over seeds and evaluation episodes of every candidate; with
     per-start outcomes, the same resampled starts for every candidate);
-  * the candidates whose interval overlaps the best one's (not distinguishable
-    with this many seeds/evaluation episodes);
+  * the candidates not shown below it (not distinguishable with this many
+    seeds/evaluation episodes: the paired difference's interval includes 0, or
+    without per-start outcomes the two intervals overlap);
   * for every method (at its best offline proportion per budget), how much robot
     time it needs to reach the best's success: the budget where its success-vs-
     budget curve (linear between the studied budgets, made monotone by keeping
@@ -94,7 +95,7 @@ class Recommendation:
   best: study_results.Cell  # The named student; under RUN_TEACHER the best student.
   interval: tuple
   p_best: dict  # (method, offline_episodes) -> bootstrap probability of being best.
-  ties: list  # Cells not shown worse than the best (distinguishable, below).
+  ties: list  # Cells not shown below the best (`distinguishable`).
   alternatives: list
   episodes_per_hour: float
   max_budget: int
