@@ -215,14 +215,49 @@ def _repair_segment(segment: str) -> int:
   return recovered
 
 
+FEATURES_FILE = 'features.json'
+
+
+def _readable_json(path: str) -> bool:
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      json.loads(f.read())
+    return True
+  except (tf.errors.NotFoundError, ValueError):
+    return False
+
+
+def _restore_features(segment: str, segments: Sequence[str]) -> None:
+  """A killed logger can leave its segment's features.json empty (seen under load:
+  TFDS truncates the file before it writes it).  Every segment of one log holds the
+  same features (one env, obs mode and spec), so a readable sibling's is copied."""
+  path = os.path.join(segment, FEATURES_FILE)
+  if _readable_json(path):
+    return
+  for other in segments:
+    source = os.path.join(other, FEATURES_FILE)
+    if other != segment and _readable_json(source):
+      tf.io.gfile.copy(source, path + '.tmp', overwrite=True)
+      tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+      logging.warning('%s was empty or torn (its logger was killed while writing '
+                      'it): copied the same features from %s.', path, source)
+      return
+  raise ValueError(f'{path} is empty or torn (its logger was killed while writing it) '
+                   'and no other segment of this log has a readable one to restore it '
+                   'from: copy features.json from a segment of a run with the same '
+                   'obs mode, or move this segment away to drop its episodes.')
+
+
 def recover_segments(root: str) -> list[str]:
   """Repairs a log root after a crash; returns segments that hold episodes."""
   loadable = []
-  for segment in segment_dirs(root):
+  segments = segment_dirs(root)
+  for segment in segments:
     if not tf.io.gfile.exists(os.path.join(segment, 'dataset_info.json')):
       logging.warning('Skipping %s: no dataset_info.json (killed before its '
                       'first write).', segment)
       continue
+    _restore_features(segment, segments)
     if _repair_segment(segment) > 0:
       loadable.append(segment)
   return loadable

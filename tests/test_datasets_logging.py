@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 import envs
@@ -58,6 +59,8 @@ def test_killed_logger_loses_only_the_episode_in_flight(tmp_path):
   assert proc.returncode == 9, proc.stderr[-2000:]
   torn_root = str(tmp_path / 'torn')
   shutil.copytree(root, torn_root)
+  blank_root = str(tmp_path / 'blank')
+  shutil.copytree(root, blank_root)
 
   # A restart repairs the killed segment and opens a fresh one beside it.
   log = _log_episodes(root, 2, run_id='restart')
@@ -79,6 +82,18 @@ def test_killed_logger_loses_only_the_episode_in_flight(tmp_path):
   assert episode_log.recover_segments(torn_root) == [segment]
   assert _count(tfds.builder_from_directory(segment)) == 2
   assert os.path.exists(path + '.torn')
+
+  # A killed logger's features.json left empty (seen in a loaded CI run): restored
+  # from a sibling segment of the same log, and its 3 complete episodes are kept.
+  blank = os.path.join(blank_root, 'segment-00000')
+  open(os.path.join(blank, 'features.json'), 'w').close()
+  with pytest.raises(ValueError, match='no other segment of this log has a readable'):
+    episode_log.recover_segments(blank_root)
+  shutil.copytree(os.path.join(root, 'segment-00001'),
+                  os.path.join(blank_root, 'segment-00001'))
+  assert episode_log.recover_segments(blank_root) == [
+      blank, os.path.join(blank_root, 'segment-00001')]
+  assert _count(tfds.builder_from_directory(blank)) == 3
 
 
 def test_logged_episodes_carry_student_metadata(tmp_path):
