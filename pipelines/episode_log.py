@@ -215,37 +215,27 @@ def _repair_segment(segment: str) -> int:
   return recovered
 
 
-FEATURES_FILE = 'features.json'
-
-
-def _readable_json(path: str) -> bool:
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      json.loads(f.read())
-    return True
-  except (tf.errors.NotFoundError, ValueError):
-    return False
-
-
 def _restore_features(segment: str, segments: Sequence[str]) -> None:
-  """A killed logger can leave its segment's features.json empty (seen under load:
-  TFDS truncates the file before it writes it).  Every segment of one log holds the
-  same features (one env, obs mode and spec), so a readable sibling's is copied."""
-  path = os.path.join(segment, FEATURES_FILE)
-  if _readable_json(path):
-    return
-  for other in segments:
-    source = os.path.join(other, FEATURES_FILE)
-    if other != segment and _readable_json(source):
-      tf.io.gfile.copy(source, path + '.tmp', overwrite=True)
-      tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
-      logging.warning('%s was empty or torn (its logger was killed while writing '
-                      'it): copied the same features from %s.', path, source)
-      return
-  raise ValueError(f'{path} is empty or torn (its logger was killed while writing it) '
-                   'and no other segment of this log has a readable one to restore it '
-                   'from: copy features.json from a segment of a run with the same '
-                   'obs mode, or move this segment away to drop its episodes.')
+  """A killed logger can leave its features.json empty (seen under load); every
+  segment of a log holds the same features, so a readable sibling's is copied."""
+  def readable(path):
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        return bool(json.loads(f.read()))
+    except (tf.errors.NotFoundError, ValueError):
+      return False
+  path = os.path.join(segment, 'features.json')
+  sources = [os.path.join(o, 'features.json') for o in segments if o != segment]
+  source = next((p for p in sources if readable(p)), None) if not readable(path) else None
+  if source:
+    tf.io.gfile.copy(source, path + '.tmp', overwrite=True)
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+    logging.warning('%s was empty or torn (its logger was killed while writing it): '
+                    'copied the same features from %s.', path, source)
+  elif not readable(path):
+    raise ValueError(f'{path} is empty or torn (its logger was killed while writing it) and '
+                     'no other segment of this log has a readable one: copy one from a run '
+                     'with the same obs mode, or move this segment away to drop its episodes.')
 
 
 def recover_segments(root: str) -> list[str]:
