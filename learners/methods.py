@@ -31,6 +31,7 @@ its `kind` (offline / mixed / online), its offline pre-training steps, and
 import dataclasses
 from typing import Mapping, Optional, Union
 
+from envs import specs as env_specs
 from learners import schedules
 
 Schedule = Union[schedules.Constant, schedules.Linear, schedules.Piecewise]
@@ -38,7 +39,7 @@ Schedule = Union[schedules.Constant, schedules.Linear, schedules.Piecewise]
 PRIORS = ('behavior', 'target', 'teacher')
 WEIGHTINGS = ('none', 'advantage', 'softmax', 'mpo')
 TEACHER_ACTIONS = ('sample', 'mean')
-REWARDS = ('sparse', 'shaped')
+REWARDS = env_specs.REWARD_TYPES  # the reward the critic learns from
 
 
 def method_key(name: str) -> str:

@@ -330,11 +330,21 @@ def test_study_figures_draw_seeds_and_teacher_band(tmp_path):
   figures.plt.close(fig)
 
 
+def _second_seeds(results):
+  """Each one-seed row twice (seeds 0 and 1, the same evaluation): a finding's
+  verdict beyond the means needs two training seeds."""
+  seeds = {}
+  for r in results:
+    seeds.setdefault((r[0], r[1], r[2]), []).append(r)
+  return results + [(*r[:3], 1, *r[4:]) for rows in seeds.values() if len(rows) == 1
+                    for r in rows]
+
+
 def test_study_findings_known_answers(tmp_path):
-  results = [r for r in RESULTS if r[:2] != ('CRR', 200)] + [
+  results = _second_seeds([r for r in RESULTS if r[:2] != ('CRR', 200)] + [
       ('CRR', 200, 200, 0, 60, 100), ('CRR', 200, 200, 1, 60, 100),
       ('MPO', 100, 0, 0, 0, 100), ('DAgger', 100, 0, 0, 5, 100),
-      ('DAgger-mixed', 100, 50, 0, 40, 100)]
+      ('DAgger-mixed', 100, 50, 0, 40, 100)])
   root = make_study(str(tmp_path / 'study'), results)  # Teacher: 30 of 100.
   found = {f.key: f for f in findings.study_findings(study_results.load_study(root))}
   # (a) CRR at 200: 60 % over 2 seeds, interval above the teacher's [21.9, 39.6].
@@ -367,8 +377,8 @@ def test_study_findings_known_answers(tmp_path):
 
 def test_study_findings_fail_and_not_measured(tmp_path):
   # Half is not best, and no teacher evaluation: (a), (d) cannot be checked.
-  results = [('R-CRR', 100, 25, 0, 60, 100), ('R-CRR', 100, 50, 0, 10, 100),
-             ('R-CRR', 100, 75, 0, 20, 100), ('CRR', 100, 100, 0, 90, 100)]
+  results = _second_seeds([('R-CRR', 100, 25, 0, 60, 100), ('R-CRR', 100, 50, 0, 10, 100),
+                           ('R-CRR', 100, 75, 0, 20, 100), ('CRR', 100, 100, 0, 90, 100)])
   root = make_study(str(tmp_path / 'study'), results, teacher_rate=None)
   study = study_results.load_study(root)
   study.teachers = []  # Not even the shipped cards.
@@ -421,8 +431,8 @@ def test_study_offline_curve_is_success_vs_grad_steps(tmp_path):
 def test_study_findings_paired_where_runs_kept_outcomes(tmp_path):
   # The cells of test_study_findings_known_answers, now with nested per-start
   # outcomes: each better cell stacks every start the worse one does, and more.
-  results = [r for r in RESULTS if r[:2] != ('CRR', 200)] + [
-      ('CRR', 200, 200, 0, 60, 100), ('CRR', 200, 200, 1, 60, 100)]
+  results = _second_seeds([r for r in RESULTS if r[:2] != ('CRR', 200)] + [
+      ('CRR', 200, 200, 0, 60, 100), ('CRR', 200, 200, 1, 60, 100)])
   root = make_study(str(tmp_path / 'study'), results, outcomes=True)
   found = {f.key: f for f in findings.study_findings(study_results.load_study(root))}
   # (b) R-CRR 30 % against CRR's 20 %: the intervals overlap, but start by start
@@ -435,3 +445,19 @@ def test_study_findings_paired_where_runs_kept_outcomes(tmp_path):
   assert found['c'].verdicts == [findings.HOLDS, findings.HOLDS]
   text = findings.format_findings(found.values())
   assert 'interval of the paired difference' in text
+
+
+def test_study_findings_with_one_training_seed_stay_in_the_means(tmp_path):
+  # The paired test's cells with R-CRR at one seed: start by start R-CRR is still
+  # ahead (+10 points, interval above 0), but that interval counts the evaluation
+  # starts only, not what another training seed would do.
+  results = [r for r in RESULTS if r[:2] != ('CRR', 200)] + [
+      ('CRR', 200, 200, 0, 60, 100), ('CRR', 200, 200, 1, 60, 100)]
+  root = make_study(str(tmp_path / 'study'), results, outcomes=True)
+  found = {f.key: f for f in findings.study_findings(study_results.load_study(root))}
+  assert found['b'].verdicts == [findings.HOLDS_MEANS]
+  assert '(+10.0 points [' in found['b'].lines[0]
+  assert found['b'].lines[0].endswith('one training seed, so no verdict beyond the means')
+  assert found['c'].verdicts == [findings.HOLDS_MEANS, findings.HOLDS_MEANS]
+  # (a): CRR's two seeds against the teacher, which is one fixed policy: apart.
+  assert found['a'].verdict == findings.HOLDS

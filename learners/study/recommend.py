@@ -104,10 +104,11 @@ class Recommendation:
   versus_teacher: Optional[study_results.Paired] = None  # best - teacher, paired.
 
 
-def beats_teacher(cell: study_results.Cell, teacher: dict) -> bool:
+def beats_teacher(cell: study_results.Cell, teacher: dict,
+                  paired: Optional[study_results.Paired]) -> bool:
+  """`paired`: study_results.versus_teacher(cell, teacher), None without outcomes."""
   # The teacher costs no budget, so a student must be better beyond doubt: the
   # paired difference's lower bound above 0, else its lower bound over the teacher's upper.
-  paired = study_results.versus_teacher(cell, teacher)
   if paired:
     return paired.ci95[0] > 0
   return study_results.interval_above(cell.interval(), teacher['ci95'])
@@ -151,10 +152,12 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
   if not at_budget:
     budgets = sorted({c.budget for c in cells})
     raise ValueError(f'No finished runs at budget {budget}; the study has budgets {budgets}.')
+  # One paired bootstrap per cell, shared by the verdict and the best's line.
+  versus = {id(c): study_results.versus_teacher(c, teacher) for c in at_budget} if teacher else {}
   if teacher is None:
     verdict, candidates = NO_TEACHER, at_budget
   else:
-    winners = [c for c in at_budget if beats_teacher(c, teacher)]
+    winners = [c for c in at_budget if beats_teacher(c, teacher, versus[id(c)])]
     # Without a winner the best student is still named, for reference.
     verdict, candidates = (STUDENT, winners) if winners else (RUN_TEACHER, at_budget)
   best = max(candidates, key=lambda c: (c.mean, -c.offline_episodes))
@@ -175,8 +178,7 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
                         alternatives=alternatives, episodes_per_hour=episodes_per_hour,
                         max_budget=max(c.budget for c in cells), verdict=verdict,
                         teacher=teacher,
-                        versus_teacher=(study_results.versus_teacher(best, teacher)
-                                        if teacher else None))
+                        versus_teacher=versus.get(id(best)))
 
 
 def format_teacher(teacher: dict) -> str:

@@ -269,8 +269,12 @@ def load_study(workdir: str) -> Study:
 def checked_outcomes(evaluation: dict, path: str) -> str:
   """An evaluation's per-start outcomes ('' if not kept), refused if they disagree."""
   outcomes = evaluation.get('outcomes', '')
-  if outcomes and (set(outcomes) - {'0', '1'} or len(outcomes) != evaluation['episodes']
-                   or outcomes.count('1') != evaluation['successes']):
+  try:
+    decoded = envs_evaluate.decode_outcomes(outcomes)
+  except ValueError:
+    decoded = None
+  if outcomes and (decoded is None or len(decoded) != evaluation['episodes']
+                   or decoded.sum() != evaluation['successes']):
     raise ValueError(f'{path}: its per-start outcomes ({len(outcomes)} characters) are not '
                      f'{evaluation["episodes"]} 0/1 with {evaluation["successes"]} successes: '
                      'the file is corrupted; delete its "outcomes" and rerun python -m '
