@@ -154,7 +154,7 @@ def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
   shared = sorted(set(crr_budgets) & set(_budgets(cells, 'R-CRR')))
   if shared:
     _add_comparison(b, Result.of_cell(_best(cells, 'R-CRR', shared[0])),
-             Result.of_cell(_best(cells, 'CRR', shared[0])))
+                    Result.of_cell(_best(cells, 'CRR', shared[0])))
     # The claim is about the smallest budget; the larger ones are shown, not judged.
     larger = []
     for budget in shared[1:]:
@@ -205,7 +205,7 @@ def findings_for_group(cells: Sequence[study_results.Cell], group: tuple,
   for mixed, plain in (('DAgger-mixed', 'DAgger'), ('CRR-mixed', 'CRR')):
     for budget in sorted(set(_budgets(cells, mixed)) & set(_budgets(cells, plain))):
       _add_comparison(e, Result.of_cell(_best(cells, mixed, budget)),
-               Result.of_cell(_best(cells, plain, budget)))
+                      Result.of_cell(_best(cells, plain, budget)))
   e.note = ('mixed methods at their best offline proportion' if e.verdicts else
             'needs a mixed method and its plain variant at a shared budget')
   out.append(e)
