@@ -41,9 +41,22 @@ def test_study_paper_grid_size():
 
 
 def test_study_laptop_and_demo_specs_expand():
-  for name in ('laptop', 'laptop_scripted', 'laptop_triplet2', 'demo'):
+  for name in ('laptop', 'laptop_scripted', 'laptop_triplet2', 'laptop_triplet2_b', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
+
+
+def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
+  """Its runs pool with laptop_triplet2's (docs/results/laptop_triplet2_b): the same
+  configs as that study's CRR and R-CRR at 100, the seed apart."""
+  def configs(name):
+    runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
+    return {(r.config['seed'], json.dumps({k: v for k, v in r.config.items() if k != 'seed'},
+                                          sort_keys=True)) for r in runs if r.sweep == 'grid'}
+  replica, original = configs('laptop_triplet2_b'), configs('laptop_triplet2')
+  assert sorted({seed for seed, _ in replica}) == [5, 6, 7, 8]
+  assert not {seed for seed, _ in replica} & {seed for seed, _ in original}
+  assert len({c for _, c in replica}) == 2 and {c for _, c in replica} <= {c for _, c in original}
 
 
 def test_study_invalid_entries_listed_together(tmp_path):
