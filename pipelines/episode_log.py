@@ -205,8 +205,7 @@ def _repair_segment(segment: str) -> int:
         writer.write(record)
     logging.warning(
         'Partial shard %s ended in a torn record (%s): kept its %d complete '
-        'episodes, moved the original to %s.', extra, error, len(records),
-        broken)
+        'episodes, moved the original to %s.', extra, error, len(records), broken)
   builder = rlds_utils.maybe_recover_last_shard(builder)
   recovered = builder.info.splits['train'].num_examples
   logging.warning('Recovered %d episodes of unlisted shard %s in %s (the '
@@ -225,17 +224,18 @@ def _restore_features(segment: str, segments: Sequence[str]) -> None:
     except (tf.errors.NotFoundError, ValueError):
       return False
   path = os.path.join(segment, 'features.json')
-  sources = [os.path.join(o, 'features.json') for o in segments if o != segment]
-  source = next((p for p in sources if readable(p)), None) if not readable(path) else None
-  if source:
-    tf.io.gfile.copy(source, path + '.tmp', overwrite=True)
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
-    logging.warning('%s was empty or torn (its logger was killed while writing it): '
-                    'copied the same features from %s.', path, source)
-  elif not readable(path):
+  if readable(path):
+    return
+  sources = (os.path.join(o, 'features.json') for o in segments if o != segment)
+  source = next((p for p in sources if readable(p)), None)
+  if source is None:
     raise ValueError(f'{path} is empty or torn (its logger was killed while writing it) and '
                      'no other segment of this log has a readable one: copy one from a run '
                      'with the same obs mode, or move this segment away to drop its episodes.')
+  tf.io.gfile.copy(source, path + '.tmp', overwrite=True)
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  logging.warning('%s was empty or torn (its logger was killed while writing it): '
+                  'copied the same features from %s.', path, source)
 
 
 def recover_segments(root: str) -> list[str]:
