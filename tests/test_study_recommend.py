@@ -54,17 +54,21 @@ def test_students_that_never_succeed_against_a_teacher(tmp_path):
 
 def test_a_student_above_the_teacher_interval_is_recommended(tmp_path):
   # Teacher 60/100: [50.2, 69.1].  9/10 = 90 % [59.6, 98.2] has the highest mean but
-  # overlaps the teacher; 80/100 = 80 % [71.1, 86.7] lies above it: the recommendation.
+  # overlaps the teacher; two seeds of 80/100 (the bootstrap over 200 pooled
+  # episodes, about +-5.5 points) lie above it: the recommendation.
   root = make_study(str(tmp_path), [('BC', 100, 100, 0, 9, 10),
                                     ('R-CRR', 100, 50, 0, 80, 100),
+                                    ('R-CRR', 100, 50, 1, 80, 100),
                                     ('CRR', 100, 100, 0, 10, 100)], teacher_rate=0.6)
   rec = _recommend(root, 100)
   assert rec.verdict == recommend.STUDENT
   assert (rec.best.method, rec.best.offline_episodes) == ('R-CRR', 50)
-  assert [c.method for c in rec.ties] == ['BC']
+  assert rec.interval == pytest.approx((0.745, 0.855), abs=0.01)
+  assert [c.method for c in rec.ties] == ['BC'] and rec.one_seed_above == []
+  lo, hi = (f'{100 * x:.1f}%' for x in rec.interval)
   text = recommend.format_recommendation(rec)
   assert ('best is **R-CRR with 50 teacher episodes offline (50.0% of the budget) and 50 '
-          'online**: success 80.0% [71.1%, 86.7%] over 1 seed(s)') in text
+          f'online**: success 80.0% [{lo}, {hi}] over 2 seed(s)') in text
   assert ('**It beats the teacher** (60.0% [50.2%, 69.1%] over 100 eval episodes): its 95 % '
           'interval against the teacher\'s (no per-start outcomes to pair).') in text
   row = recommend.as_row(rec)
@@ -97,10 +101,11 @@ def test_no_teacher_evaluation_says_the_comparison_could_not_be_made(tmp_path, m
 
 
 def test_paired_with_the_teacher_a_student_beats_it_where_intervals_overlap(tmp_path):
-  # Teacher 30/100 [21.9, 39.6]; R-CRR 40/100 [30.9, 49.8] overlaps it.  Without
+  # Teacher 30/100 [21.9, 39.6]; R-CRR 40/100 on two seeds overlaps it.  Without
   # per-start outcomes: run the teacher.  With them (R-CRR stacks the teacher's 30
   # starts and 10 more): +10 points, every paired difference >= 0, above 0.
-  results = [('R-CRR', 200, 100, 0, 40, 100), ('CRR', 200, 200, 0, 5, 100)]
+  results = [('R-CRR', 200, 100, 0, 40, 100), ('R-CRR', 200, 100, 1, 40, 100),
+             ('CRR', 200, 200, 0, 5, 100)]
   unpaired = _recommend(make_study(str(tmp_path / 'a'), results), 200)
   assert unpaired.verdict == recommend.RUN_TEACHER and unpaired.versus_teacher is None
   assert 'no per-start outcomes to pair' in recommend.format_recommendation(unpaired)
@@ -137,3 +142,24 @@ def test_probability_best_draws_the_same_starts_for_every_split(tmp_path):
   assert paired.p_best[('R-CRR', 75)] < 0.01 < unpaired.p_best[('R-CRR', 75)]
   assert paired.p_best[('R-CRR', 50)] > 0.99
   assert sum(paired.p_best.values()) == pytest.approx(1.0)
+
+
+def test_a_one_seed_student_above_the_teacher_is_not_recommended_over_it(tmp_path):
+  # As the paired test above, but R-CRR on one training seed: its +10 points over the
+  # teacher count the evaluation starts only, so the answer stays "run the teacher"
+  # and R-CRR is named as worth more seeds, with its paired difference.
+  root = make_study(str(tmp_path), [('R-CRR', 200, 100, 0, 40, 100),
+                                    ('CRR', 200, 200, 0, 5, 100)], outcomes=True)
+  rec = _recommend(root, 200)
+  assert rec.verdict == recommend.RUN_TEACHER
+  ((cell, paired),) = rec.one_seed_above
+  assert cell.method == 'R-CRR' and paired.ci95[0] > 0
+  assert paired.difference == pytest.approx(0.1)
+  text = recommend.format_recommendation(rec)
+  assert text.startswith('**Budget 200 episodes** (triplet1, generalization teacher, state): '
+                         + RUN_TEACHER_30.format(200))
+  assert ('but each from one training seed, whose interval counts the episodes and not the '
+          'seeds: R-CRR with 100 teacher episodes offline (50.0% of the budget) and 100 online, '
+          '40.0% [30.9, 49.8] (n=1 seed, 100 eval eps), paired +10.0 points [') in text
+  assert recommend.as_row(rec)['one_seed_above_teacher'] == [
+      {'method': 'R-CRR', 'offline_episodes': 100}]

@@ -80,6 +80,9 @@ RESULTS = [
     ('R-CRR', 200, 150, 0, 60, 100),
 ]
 
+ONE_SEED_ABOVE = ('R-CRR with 100 teacher episodes offline (50.0% of the budget) and 100 '
+                  'online, 80.0% [71.1, 86.7] (n=1 seed, 100 eval eps); ')
+
 
 def test_study_cell_intervals(tmp_path):
   study = study_results.load_study(make_study(str(tmp_path), RESULTS))
@@ -197,8 +200,16 @@ def test_study_recommendation_known_answer(tmp_path):
 
 
 def test_study_recommend_cli(tmp_path, capsys):
-  root = make_study(str(tmp_path), RESULTS)
+  root = make_study(str(tmp_path / 'a'), RESULTS)
   assert recommend.main([root, '--budget', '200', '--episodes_per_hour', '50']) == 0
+  out = capsys.readouterr().out
+  # R-CRR 100/100 at 200 (80/100) lies above the teacher, but on one training seed.
+  assert ('Above the teacher on these evaluation episodes, but each from one training seed, '
+          'whose interval counts the episodes and not the seeds: ') in out
+  assert ONE_SEED_ABOVE in out and 'beats the teacher**' not in out
+  assert 'Run more seeds of these before spending the budget on one.' in out
+  two_seeds = make_study(str(tmp_path / 'b'), _second_seeds(RESULTS))
+  assert recommend.main([two_seeds, '--budget', '200', '--episodes_per_hour', '50']) == 0
   out = capsys.readouterr().out
   assert '**It beats the teacher** (30.0% [21.9%, 39.6%] over 100 eval episodes)' in out
   assert '| R-CRR | 200 | 4.0 |' in out
@@ -224,7 +235,7 @@ def test_study_report_writes_figures_and_tables(tmp_path):
   lo, hi = study_results.wilson_interval(80, 100)
   assert f'80.0% [{100 * lo:.1f}, {100 * hi:.1f}] (n=1 seed, 100 eval eps)' in text
   assert '| generalization | triplet1 | 30.0% |' in text
-  assert 'best is **R-CRR with 100 teacher episodes offline' in text
+  assert ONE_SEED_ABOVE in text
   assert 'No method beats the teacher (30.0% [21.9%, 39.6%] over 100 eval episodes) at ' \
       'budget 100: run the teacher.' in text
   assert '`results.json`' in text and os.path.exists(os.path.join(out, 'results.json'))
@@ -303,7 +314,12 @@ def test_study_results_json_known_rows_and_same_bytes(tmp_path):
                      'success_rate': 0.3, 'outcomes': '',
                      'ci95': pytest.approx([0.2189, 0.3959], abs=1e-4)}
   recs = data['recommendations']
-  assert [(r['budget'], r['verdict']) for r in recs] == [(100, 'run_teacher'), (200, 'student')]
+  # At 200 the best, R-CRR 100/100, lies above the teacher on one seed: not a winner.
+  assert [(r['budget'], r['verdict']) for r in recs] == [(100, 'run_teacher'),
+                                                         (200, 'run_teacher')]
+  # So are 50/150 (50 %) and 150/50 (60 %), all of them one seed.
+  assert [r['one_seed_above_teacher'] for r in recs] == [
+      [], [{'method': 'R-CRR', 'offline_episodes': n} for n in (50, 100, 150)]]
   assert all(r['teacher_success']['success_rate'] == 0.3 for r in recs)
   # Under run_teacher the best student is kept for reference: R-CRR 50/50 at 30 %.
   assert (recs[0]['student']['method'], recs[0]['student']['offline_episodes'],

@@ -9,11 +9,13 @@ teacher".  A student beats the teacher only where the 95 % interval of their
 difference, paired start by start on the shared evaluation starts, lies above 0
 (learners.study.results.paired_difference); runs or teacher evaluations without
 per-start outcomes fall back to the student's interval lying above the
-teacher's.  The teacher's numbers are the study's teacher evaluation
+teacher's.  A cell with one training seed is never counted as beating it: its
+interval counts evaluation episodes, not seeds (as in the report's findings).  The teacher's numbers are the study's teacher evaluation
 (`teachers.json`, else the shipped cards).  For the given budget N:
 
   * no student beats the teacher: the answer is "run the teacher", with its
-    success and interval beside the best student's;
+    success and interval beside the best student's, and any one-seed cell above
+    the teacher named as worth more seeds;
   * some do: it names the best of them (highest mean final success over seeds),
     and the teacher's success beside it;
   * no teacher evaluation: it says that the comparison could not be made and
@@ -102,9 +104,12 @@ class Recommendation:
   verdict: str = NO_TEACHER
   teacher: Optional[dict] = None  # The teacher's evaluation (envs.evaluate cell).
   versus_teacher: Optional[study_results.Paired] = None  # best - teacher, paired.
+  # (cell, its paired difference or None): one-seed cells above the teacher, not
+  # counted as beating it (`beats_teacher`).
+  one_seed_above: list = dataclasses.field(default_factory=list)
 
 
-def beats_teacher(cell: study_results.Cell, teacher: dict,
+def above_teacher(cell: study_results.Cell, teacher: dict,
                   paired: Optional[study_results.Paired]) -> bool:
   """`paired`: study_results.versus_teacher(cell, teacher), None without outcomes."""
   # The teacher costs no budget, so a student must be better beyond doubt: the
@@ -112,6 +117,13 @@ def beats_teacher(cell: study_results.Cell, teacher: dict,
   if paired:
     return paired.ci95[0] > 0
   return study_results.interval_above(cell.interval(), teacher['ci95'])
+
+
+def beats_teacher(cell: study_results.Cell, teacher: dict,
+                  paired: Optional[study_results.Paired]) -> bool:
+  # With one training seed the interval counts evaluation starts only, and seeds swing
+  # more than that (as in learners.study.findings): above the teacher, not shown to beat it.
+  return cell.n_seeds > 1 and above_teacher(cell, teacher, paired)
 
 
 def distinguishable(best: study_results.Cell, other: study_results.Cell) -> bool:
@@ -154,10 +166,13 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
     raise ValueError(f'No finished runs at budget {budget}; the study has budgets {budgets}.')
   # One paired bootstrap per cell, shared by the verdict and the best's line.
   versus = {id(c): study_results.versus_teacher(c, teacher) for c in at_budget} if teacher else {}
+  one_seed_above = []
   if teacher is None:
     verdict, candidates = NO_TEACHER, at_budget
   else:
     winners = [c for c in at_budget if beats_teacher(c, teacher, versus[id(c)])]
+    one_seed_above = [(c, versus[id(c)]) for c in at_budget if c.n_seeds == 1 and
+                      above_teacher(c, teacher, versus[id(c)])]
     # Without a winner the best student is still named, for reference.
     verdict, candidates = (STUDENT, winners) if winners else (RUN_TEACHER, at_budget)
   best = max(candidates, key=lambda c: (c.mean, -c.offline_episodes))
@@ -177,8 +192,8 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
                         p_best=probability_best(at_budget), ties=ties,
                         alternatives=alternatives, episodes_per_hour=episodes_per_hour,
                         max_budget=max(c.budget for c in cells), verdict=verdict,
-                        teacher=teacher,
-                        versus_teacher=versus.get(id(best)))
+                        teacher=teacher, versus_teacher=versus.get(id(best)),
+                        one_seed_above=one_seed_above)
 
 
 def format_teacher(teacher: dict) -> str:
@@ -209,7 +224,14 @@ def _run_teacher(rec: Recommendation, header: str) -> str:
     lines.append(f'The best student, {_split(b)}, has {pct(b.mean)} [{pct(lo)}, {pct(hi)}] '
                  f'over {b.n_seeds} seed(s), P(best among the students) = '
                  f'{rec.p_best[(b.method, b.offline_episodes)]:.2f}; '
-                 f'{_against_teacher(rec)}: not above the teacher.')
+                 f'{_against_teacher(rec)}: not shown above the teacher.')
+  if rec.one_seed_above:
+    lines.append('Above the teacher on these evaluation episodes, but each from one training '
+                 'seed, whose interval counts the episodes and not the seeds: ' + '; '.join(
+                     f'{_split(c)}, {c.format()}' + (f', paired {paired.format()}' if paired
+                                                      else '')
+                     for c, paired in rec.one_seed_above)
+                 + '. Run more seeds of these before spending the budget on one.')
   return '\n'.join(lines)
 
 
@@ -269,6 +291,8 @@ def as_row(rec: Recommendation) -> dict:
           'success_rate': t['success_rate'], 'ci95': list(t['ci95']),
           'episodes': t['episodes']},
       'student_minus_teacher': rec.versus_teacher and rec.versus_teacher.as_dict(),
+      'one_seed_above_teacher': [{'method': c.method, 'offline_episodes': c.offline_episodes}
+                                 for c, _ in rec.one_seed_above],
   }
 
 
