@@ -59,6 +59,21 @@ def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
   assert len({c for _, c in replica}) == 2 and {c for _, c in replica} <= {c for _, c in original}
 
 
+def test_study_laptop_scripted_a_reruns_crr_at_500_with_more_evaluation():
+  """docs/results/laptop_scripted_a: laptop_scripted's CRR at 500, seeds 0-5, evaluated
+  on 200 final episodes (the teacher's starts) instead of 100; nothing else differs."""
+  def configs(name, **replace):
+    runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
+    return {(r.config['seed'], json.dumps(dict({k: v for k, v in r.config.items()
+                                                if k != 'seed'}, **replace), sort_keys=True))
+            for r in runs if r.sweep == 'grid' and r.config['method'] == 'CRR'
+            and r.config['budget'] == 500}
+  replica = configs('laptop_scripted_a', final_eval_episodes=100)
+  original = configs('laptop_scripted')
+  assert sorted(seed for seed, _ in replica) == [0, 1, 2, 3, 4, 5]
+  assert len({c for _, c in replica}) == 1 and {c for _, c in replica} == {c for _, c in original}
+
+
 def test_study_invalid_entries_listed_together(tmp_path):
   path = _spec(tmp_path, dict(
       grid=dict(methods=['R-CRR', 'SAC'], budgets=[100], offline_episodes=[50, 100, 150],
