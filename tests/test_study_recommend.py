@@ -158,6 +158,8 @@ def test_a_one_seed_student_above_the_teacher_is_not_recommended_over_it(tmp_pat
   text = recommend.format_recommendation(rec)
   assert text.startswith('**Budget 200 episodes** (triplet1, generalization teacher, state): '
                          + RUN_TEACHER_30.format(200))
+  assert ('paired over 100 starts: above it on these episodes, but from one training seed '
+          '(below).\nAbove the teacher on these evaluation episodes, ') in text
   assert ('but each from one training seed, whose interval counts the episodes and not the '
           'seeds: R-CRR with 100 teacher episodes offline (50.0% of the budget) and 100 online, '
           '40.0% [30.9, 49.8] (n=1 seed, 100 eval eps), paired +10.0 points [') in text

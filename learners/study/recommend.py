@@ -10,8 +10,9 @@ difference, paired start by start on the shared evaluation starts, lies above 0
 (learners.study.results.paired_difference); runs or teacher evaluations without
 per-start outcomes fall back to the student's interval lying above the
 teacher's.  A cell with one training seed is never counted as beating it: its
-interval counts evaluation episodes, not seeds (as in the report's findings).  The teacher's numbers are the study's teacher evaluation
-(`teachers.json`, else the shipped cards).  For the given budget N:
+interval counts evaluation episodes, not seeds (as in the report's findings).
+The teacher's numbers are the study's teacher evaluation (`teachers.json`, else
+the shipped cards).  For the given budget N:
 
   * no student beats the teacher: the answer is "run the teacher", with its
     success and interval beside the best student's, and any one-seed cell above
@@ -224,7 +225,10 @@ def _run_teacher(rec: Recommendation, header: str) -> str:
     lines.append(f'The best student, {_split(b)}, has {pct(b.mean)} [{pct(lo)}, {pct(hi)}] '
                  f'over {b.n_seeds} seed(s), P(best among the students) = '
                  f'{rec.p_best[(b.method, b.offline_episodes)]:.2f}; '
-                 f'{_against_teacher(rec)}: not shown above the teacher.')
+                 f'{_against_teacher(rec)}: '
+                 + ('above it on these episodes, but from one training seed (below).'
+                    if any(c is b for c, _ in rec.one_seed_above)
+                    else 'not shown above the teacher.'))
   if rec.one_seed_above:
     lines.append('Above the teacher on these evaluation episodes, but each from one training '
                  'seed, whose interval counts the episodes and not the seeds: ' + '; '.join(
