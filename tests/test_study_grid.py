@@ -72,12 +72,12 @@ def test_study_laptop_scripted_a_reruns_crr_at_500_with_more_evaluation():
   original = configs('laptop_scripted')
   assert sorted(seed for seed, _ in replica) == [0, 1, 2, 3, 4, 5]
   assert len({c for _, c in replica}) == 1 and {c for _, c in replica} == {c for _, c in original}
-  # The eta sweep pairs with the grid's seeds 0-3: the same runs but for the temperature.
+  # The eta sweep pairs with the grid's seeds: the same runs but for the temperature.
   runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'laptop_scripted_a.yaml')))
   by_sweep = {}
   for r in runs:
     by_sweep.setdefault(r.sweep, {})[r.config['seed']] = r.config
-  assert sorted(by_sweep['eta']) == [0, 1, 2, 3]
+  assert sorted(by_sweep['eta']) == [0, 1, 2, 3, 4, 5]
   for seed, config in by_sweep['eta'].items():
     assert config == dict(by_sweep['grid'][seed], eta=0.3)
 
