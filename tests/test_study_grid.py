@@ -41,19 +41,25 @@ def test_study_paper_grid_size():
 
 
 def test_study_laptop_and_demo_specs_expand():
-  for name in ('laptop', 'laptop_scripted', 'laptop_triplet2', 'laptop_triplet2_b', 'demo'):
+  for name in ('laptop', 'laptop_scripted', 'laptop_scripted_a', 'laptop_triplet2',
+               'laptop_triplet2_b', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
+
+
+def _grid_configs(name, keep=lambda config: True, **replace):
+  """{(seed, the rest of the config as JSON)} of a shipped spec's main-grid runs, with
+  `replace` applied to the rest: which runs of two specs are the same but for the seed."""
+  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
+  return {(r.config['seed'], json.dumps(dict({k: v for k, v in r.config.items() if k != 'seed'},
+                                             **replace), sort_keys=True))
+          for r in runs if r.sweep == 'grid' and keep(r.config)}
 
 
 def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
   """Its runs pool with laptop_triplet2's (docs/results/laptop_triplet2_b): the same
   configs as that study's CRR and R-CRR at 100, the seed apart."""
-  def configs(name):
-    runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
-    return {(r.config['seed'], json.dumps({k: v for k, v in r.config.items() if k != 'seed'},
-                                          sort_keys=True)) for r in runs if r.sweep == 'grid'}
-  replica, original = configs('laptop_triplet2_b'), configs('laptop_triplet2')
+  replica, original = _grid_configs('laptop_triplet2_b'), _grid_configs('laptop_triplet2')
   assert sorted({seed for seed, _ in replica}) == [5, 6, 7, 8]
   assert not {seed for seed, _ in replica} & {seed for seed, _ in original}
   assert len({c for _, c in replica}) == 2 and {c for _, c in replica} <= {c for _, c in original}
@@ -62,14 +68,10 @@ def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
 def test_study_laptop_scripted_a_reruns_crr_at_500_with_more_evaluation():
   """docs/results/laptop_scripted_a: laptop_scripted's CRR at 500, seeds 0-5, evaluated
   on 200 final episodes (the teacher's starts) instead of 100; nothing else differs."""
-  def configs(name, **replace):
-    runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
-    return {(r.config['seed'], json.dumps(dict({k: v for k, v in r.config.items()
-                                                if k != 'seed'}, **replace), sort_keys=True))
-            for r in runs if r.sweep == 'grid' and r.config['method'] == 'CRR'
-            and r.config['budget'] == 500}
-  replica = configs('laptop_scripted_a', final_eval_episodes=100)
-  original = configs('laptop_scripted')
+  def crr_500(config):
+    return config['method'] == 'CRR' and config['budget'] == 500
+  replica = _grid_configs('laptop_scripted_a', crr_500, final_eval_episodes=100)
+  original = _grid_configs('laptop_scripted', crr_500)
   assert sorted(seed for seed, _ in replica) == [0, 1, 2, 3, 4, 5]
   assert len({c for _, c in replica}) == 1 and {c for _, c in replica} == {c for _, c in original}
   # The eta sweep pairs with the grid's seeds: the same runs but for the temperature.
