@@ -162,6 +162,6 @@ def test_a_one_seed_student_above_the_teacher_is_not_recommended_over_it(tmp_pat
           '(below).\nAbove the teacher on these evaluation episodes, ') in text
   assert ('but each from one training seed, whose interval counts the episodes and not the '
           'seeds: R-CRR with 100 teacher episodes offline (50.0% of the budget) and 100 online, '
-          '40.0% [30.9, 49.8] (n=1 seed, 100 eval eps), paired +10.0 points [') in text
+          '40.0% [30.9, 49.8] (n=1 seed, 100 eval eps), minus the teacher +10.0 points [') in text
   assert recommend.as_row(rec)['one_seed_above_teacher'] == [
       {'method': 'R-CRR', 'offline_episodes': 100}]

@@ -477,3 +477,31 @@ def test_study_findings_with_one_training_seed_stay_in_the_means(tmp_path):
   assert found['c'].verdicts == [findings.HOLDS_MEANS, findings.HOLDS_MEANS]
   # (a): CRR's two seeds against the teacher, which is one fixed policy: apart.
   assert found['a'].verdict == findings.HOLDS
+
+
+def test_study_report_names_the_sweep_variants_above_the_teacher(tmp_path):
+  # The recommendation reads the main grid (run the teacher at 200 here: its best,
+  # R-CRR 100/100, has one seed); a sweep's variant above the teacher is named
+  # beside it, by the same rule: two seeds and the paired interval above 0.
+  sweeps = [('eta', {'eta': 0.3}, ('CRR', 200, 200, seed, 70, 100)) for seed in (0, 1)]
+  sweeps += [('eta', {'eta': 3.0}, ('CRR', 200, 200, seed, 30, 100)) for seed in (0, 1)]
+  sweeps += [('batch', {'batch_size': 32}, ('R-CRR', 200, 100, 0, 90, 100))]  # One seed.
+  root = make_study(str(tmp_path / 'study'), RESULTS, sweeps=sweeps, outcomes=True)
+  text = open(report.write_report(root)).read()
+  line, = [l for l in text.splitlines() if l.startswith('Sweep variants shown above')]
+  assert 'CRR with eta = 0.3 (sweep `eta`), 200 of 200 episodes offline, triplet1, ' \
+      'generalization teacher, state: 70.0% [' in line
+  # Nested outcomes: the variant stacks starts 30-69 that the teacher fails, and loses none.
+  assert 'minus the teacher +40.0 points [' in line
+  assert 'eta = 3.0' not in line and 'batch_size' not in line
+  assert 'run the teacher.' in text
+  data = json.load(open(os.path.join(root, 'report', 'results.json')))
+  (row,) = data['variants_above_teacher']
+  assert (row['sweep'], row['overrides'], row['method'], row['budget'],
+          row['offline_episodes']) == ('eta', {'eta': 0.3}, 'CRR', 200, 200)
+  assert row['minus_teacher']['difference'] == pytest.approx(0.4)
+  # Without such a variant, no line and an empty list.
+  plain = make_study(str(tmp_path / 'plain'), RESULTS, sweeps=sweeps[2:], outcomes=True)
+  assert 'Sweep variants' not in open(report.write_report(plain)).read()
+  assert json.load(open(os.path.join(plain, 'report', 'results.json')))[
+      'variants_above_teacher'] == []

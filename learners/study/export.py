@@ -61,6 +61,9 @@ def study_json(study: study_results.Study,
                                 key=lambda r: (r['teacher'], r['triplet'])),
       'recommendations': sorted(rows, key=lambda r: (r['budget'], r['triplet'],
                                                      r['teacher'], r['obs'])),
+      # Sweep cells above their teacher, which the recommendations do not count.
+      'variants_above_teacher': [recommend_lib.variant_row(c, paired) for c, paired
+                                 in recommend_lib.variants_above_teacher(study)],
   }
 
 

@@ -46,12 +46,14 @@ class Result:
   ci95: tuple
   cell_key: tuple = ()  # (method, budget, offline_episodes); () for the teacher.
   outcomes: tuple = ()  # Per seed, per-start outcome strings ('' where not kept).
+  n_seeds: int = 0  # Training seeds of a cell; 0 for the teacher.
 
   @classmethod
   def of_cell(cls, cell: study_results.Cell) -> 'Result':
     return cls(f'{cell.method} at {cell.budget} ({cell.offline_episodes} offline, '
                f'n={cell.n_seeds})', cell.mean, tuple(cell.interval()),
-               (cell.method, cell.budget, cell.offline_episodes), tuple(cell.outcomes))
+               (cell.method, cell.budget, cell.offline_episodes), tuple(cell.outcomes),
+               cell.n_seeds)
 
   @classmethod
   def of_teacher(cls, teacher: dict) -> 'Result':
@@ -73,10 +75,7 @@ def compare(left: Result, right: Result, claim_left_higher: bool = True) -> tupl
     above = study_results.interval_above(left.ci95, right.ci95)
     below = study_results.interval_above(right.ci95, left.ci95)
     higher = left.mean >= right.mean
-  # With one training seed the interval counts the evaluation starts only, and seeds
-  # swing more than that (the demo's one-seed (c) flipped between two clean clones), so a
-  # claim about the method stays in the means.
-  one_seed = any(r.cell_key and len(r.outcomes) == 1 for r in (left, right))
+  one_seed = any(r.cell_key and study_results.one_seed(r.n_seeds) for r in (left, right))
   if (above or below) and not one_seed:
     verdict_ = HOLDS if above == claim_left_higher else FAILS
   else:

@@ -122,9 +122,7 @@ def above_teacher(cell: study_results.Cell, teacher: dict,
 
 def beats_teacher(cell: study_results.Cell, teacher: dict,
                   paired: Optional[study_results.Paired]) -> bool:
-  # With one training seed the interval counts evaluation starts only, and seeds swing
-  # more than that (as in learners.study.findings): above the teacher, not shown to beat it.
-  return cell.n_seeds > 1 and above_teacher(cell, teacher, paired)
+  return not study_results.one_seed(cell.n_seeds) and above_teacher(cell, teacher, paired)
 
 
 def distinguishable(best: study_results.Cell, other: study_results.Cell) -> bool:
@@ -172,8 +170,9 @@ def recommend(cells: Sequence[study_results.Cell], budget: int,
     verdict, candidates = NO_TEACHER, at_budget
   else:
     winners = [c for c in at_budget if beats_teacher(c, teacher, versus[id(c)])]
-    one_seed_above = [(c, versus[id(c)]) for c in at_budget if c.n_seeds == 1 and
-                      above_teacher(c, teacher, versus[id(c)])]
+    one_seed_above = [(c, versus[id(c)]) for c in at_budget
+                      if study_results.one_seed(c.n_seeds)
+                      and above_teacher(c, teacher, versus[id(c)])]
     # Without a winner the best student is still named, for reference.
     verdict, candidates = (STUDENT, winners) if winners else (RUN_TEACHER, at_budget)
   best = max(candidates, key=lambda c: (c.mean, -c.offline_episodes))
@@ -214,6 +213,10 @@ def _nothing_succeeded(rec: Recommendation) -> str:
           f'{pct(max(c.interval()[1] for c in [rec.best] + rec.ties))})')
 
 
+def _minus_teacher(paired: Optional[study_results.Paired]) -> str:
+  return f', minus the teacher {paired.format()}' if paired else ''
+
+
 def _run_teacher(rec: Recommendation, header: str) -> str:
   b = rec.best
   lines = [f'{header}**No method beats the teacher ({format_teacher(rec.teacher)}) at '
@@ -232,8 +235,7 @@ def _run_teacher(rec: Recommendation, header: str) -> str:
   if rec.one_seed_above:
     lines.append('Above the teacher on these evaluation episodes, but each from one training '
                  'seed, whose interval counts the episodes and not the seeds: ' + '; '.join(
-                     f'{_split(c)}, {c.format()}' + (f', paired {paired.format()}' if paired
-                                                      else '')
+                     f'{_split(c)}, {c.format()}' + _minus_teacher(paired)
                      for c, paired in rec.one_seed_above)
                  + '. Run more seeds of these before spending the budget on one.')
   return '\n'.join(lines)
@@ -306,6 +308,42 @@ def recommend_group(study: study_results.Study, cells: Sequence[study_results.Ce
   """`recommend` for one group of `group_cells`, against its teacher's evaluation."""
   return recommend(cells, budget, episodes_per_hour,
                    study.teacher(cells[0].teacher, cells[0].triplet))
+
+
+def variants_above_teacher(study: study_results.Study) -> list:
+  """(cell, paired or None) for each sweep cell shown above its teacher, by the rule a
+  grid cell must meet to be recommended.  The recommendation reads the main grid only:
+  a sweep varies one setting of a method, often chosen after the grid ran, so it is not
+  one of the study's options; but a reader of the recommendation alone should see it."""
+  above = []
+  for cell in sorted(study.cells, key=study_results.table_order):
+    teacher = study.teacher(cell.teacher, cell.triplet)
+    if cell.sweep != 'grid' and teacher:
+      paired = study.versus_teacher(cell)
+      if beats_teacher(cell, teacher, paired):
+        above.append((cell, paired))
+  return above
+
+
+def _variant(cell: study_results.Cell) -> str:
+  return (f'{cell.method} with {", ".join(f"{k} = {v}" for k, v in cell.overrides)} '
+          f'(sweep `{cell.sweep}`), {cell.offline_episodes} of {cell.budget} episodes '
+          f'offline, {cell.triplet}, {cell.teacher} teacher, {cell.obs}')
+
+
+def format_variants_above(above: Sequence[tuple]) -> str:
+  return ('Sweep variants shown above their teacher, which the recommendation above does '
+          'not count (each changes a setting of the method\'s row; run it as a grid row on '
+          'fresh seeds before spending a budget on it): ' + '; '.join(
+              f'{_variant(c)}: {c.format()}' + _minus_teacher(paired) for c, paired in above)
+          + '.')
+
+
+def variant_row(cell: study_results.Cell, paired: Optional[study_results.Paired]) -> dict:
+  return {'sweep': cell.sweep, 'overrides': dict(cell.overrides), 'method': cell.method,
+          'triplet': cell.triplet, 'teacher': cell.teacher, 'obs': cell.obs,
+          'budget': cell.budget, 'offline_episodes': cell.offline_episodes,
+          'minus_teacher': paired and paired.as_dict()}
 
 
 def group_cells(study: study_results.Study, triplet: Optional[str], teacher: Optional[str],

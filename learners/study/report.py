@@ -154,6 +154,9 @@ def write_report(workdir: str, output: Optional[str] = None,
                      if any(c.budget == budget for c in cells)]
   lines += ['\n\n'.join(recommend_lib.format_recommendation(r) for r in recommendations)
             or 'No finished runs in the main grid.', '']
+  variants = recommend_lib.variants_above_teacher(study)
+  if variants:
+    lines += [recommend_lib.format_variants_above(variants), '']
   findings = findings_lib.study_findings(study)
   lines += ['## The paper\'s findings, checked', '', findings_lib.format_findings(findings), '']
   diagnostics = diagnostics_lib.study_diagnostics(study)

@@ -54,6 +54,14 @@ def interval_above(a: Sequence[float], b: Sequence[float]) -> bool:
   return a[0] > b[1]
 
 
+def one_seed(n_seeds: int) -> bool:
+  """Whether a cell rests on one training seed, so that no verdict on it goes beyond
+  the means: its interval counts evaluation starts only, and seeds swing more than
+  that (the demo's one-seed finding (c) flipped between two clean clones).  The
+  findings and the recommender both ask this, so that they cannot disagree."""
+  return n_seeds == 1
+
+
 def bootstrap_means(successes: Sequence[int], episodes: Sequence[int],
                     rng: np.random.Generator, samples: int = BOOTSTRAP) -> np.ndarray:
   """`samples` bootstrap replicates of the mean success over seeds (two levels)."""
