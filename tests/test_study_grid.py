@@ -42,7 +42,7 @@ def test_study_paper_grid_size():
 
 def test_study_laptop_and_demo_specs_expand():
   for name in ('laptop', 'laptop_scripted', 'laptop_scripted_a', 'laptop_triplet2',
-               'laptop_triplet2_b', 'demo'):
+               'laptop_triplet2_a', 'laptop_triplet2_b', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
@@ -65,21 +65,25 @@ def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
   assert len({c for _, c in replica}) == 2 and {c for _, c in replica} <= {c for _, c in original}
 
 
-def test_study_laptop_scripted_a_reruns_crr_at_500_with_more_evaluation():
-  """docs/results/laptop_scripted_a: laptop_scripted's CRR at 500, seeds 0-5, evaluated
-  on 200 final episodes (the teacher's starts) instead of 100; nothing else differs."""
+@pytest.mark.parametrize('name, original, seeds', [
+    ('laptop_scripted_a', 'laptop_scripted', [0, 1, 2, 3, 4, 5]),
+    ('laptop_triplet2_a', 'laptop_triplet2', [0, 1, 2, 3])])
+def test_study_a_specs_rerun_crr_at_500_with_more_evaluation(name, original, seeds):
+  """docs/results/laptop_scripted_a and laptop_triplet2_a: their study's CRR at 500 on
+  more seeds, evaluated on 200 final episodes (the teacher's starts) instead of 100;
+  nothing else differs."""
   def crr_500(config):
     return config['method'] == 'CRR' and config['budget'] == 500
-  replica = _grid_configs('laptop_scripted_a', crr_500, final_eval_episodes=100)
-  original = _grid_configs('laptop_scripted', crr_500)
-  assert sorted(seed for seed, _ in replica) == [0, 1, 2, 3, 4, 5]
-  assert len({c for _, c in replica}) == 1 and {c for _, c in replica} == {c for _, c in original}
+  replica = _grid_configs(name, crr_500, final_eval_episodes=100)
+  assert sorted(seed for seed, _ in replica) == seeds
+  assert len({c for _, c in replica}) == 1
+  assert {c for _, c in replica} == {c for _, c in _grid_configs(original, crr_500)}
   # The eta sweep pairs with the grid's seeds: the same runs but for the temperature.
-  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'laptop_scripted_a.yaml')))
+  runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
   by_sweep = {}
   for r in runs:
     by_sweep.setdefault(r.sweep, {})[r.config['seed']] = r.config
-  assert sorted(by_sweep['eta']) == [0, 1, 2, 3, 4, 5]
+  assert sorted(by_sweep) == ['eta', 'grid'] and sorted(by_sweep['eta']) == seeds
   for seed, config in by_sweep['eta'].items():
     assert config == dict(by_sweep['grid'][seed], eta=0.3)
 
