@@ -67,7 +67,7 @@ def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
 
 @pytest.mark.parametrize('name, original, seeds', [
     ('laptop_scripted_a', 'laptop_scripted', [0, 1, 2, 3, 4, 5]),
-    ('laptop_triplet2_a', 'laptop_triplet2', [0, 1, 2, 3])])
+    ('laptop_triplet2_a', 'laptop_triplet2', [0, 1, 2, 3, 4, 5])])
 def test_study_a_specs_rerun_crr_at_500_with_more_evaluation(name, original, seeds):
   """docs/results/laptop_scripted_a and laptop_triplet2_a: their study's CRR at 500 on
   more seeds, evaluated on 200 final episodes (the teacher's starts) instead of 100;
