@@ -316,3 +316,18 @@ def test_study_run_killed_after_its_summary_counts_as_done(tmp_path, monkeypatch
   monkeypatch.setattr(runner, 'launch_command', lambda r, d, resume: [
       sys.executable, '-c', 'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'])
   assert runner.execute(run, run_dir, str(tmp_path))[1] == -15
+
+
+def test_study_second_runner_in_the_same_workdir_is_refused(tmp_path, capsys, monkeypatch):
+  def run_study(*args, **kwargs):
+    raise AssertionError('the second runner started the study')
+  monkeypatch.setattr(runner, 'run_study', run_study)
+  workdir = str(tmp_path / 'w')
+  spec = os.path.join(REPO, 'studies', 'demo.yaml')
+  os.makedirs(workdir)
+  with run_files.exclusive(workdir, 0.0):  # The first runner, still running.
+    assert runner.main(['--spec', spec, '--workdir', workdir]) == 1
+  err = capsys.readouterr().err
+  assert f'Another process (pid {os.getpid()}) runs in {workdir}. One study runner at a ' \
+      'time' in err and 'rerun this command' in err
+  assert os.listdir(workdir) == ['.lock']  # No index, no run folder, no log.

@@ -24,7 +24,8 @@ A spec (YAML) names a grid and optional sweeps; every grid cell is one run of
 
 SIGTERM or Ctrl-C is forwarded to every run in progress; each writes a final
 checkpoint and stops, no new run starts, and the runner exits 143 / 130 once
-they have all stopped.  The same command resumes the study.
+they have all stopped.  The same command resumes the study.  One runner per
+study workdir at a time (it holds `<workdir>/.lock`): a second is refused, exit 1.
 
 Each run's output (and its error, if it fails) is in `<workdir>/runs/<name>/launch.log`;
 failures do not stop the other runs and make the runner exit 1 at the end.
@@ -32,6 +33,7 @@ failures do not stop the other runs and make the runner exit 1 at the end.
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -340,19 +342,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.dry_run:
     print(cost_lib.format_dry_run(spec, runs, args.workers, workdir))
     return 0
-  os.makedirs(os.path.join(workdir, results.RUNS_DIR), exist_ok=True)
-  write_index(spec, runs, workdir, args.spec)
+  os.makedirs(workdir, exist_ok=True)
   start = time.time()
   launches = Launches()
-  try:
-    with console.libraries_log(os.path.join(workdir, STUDY_LOG_FILE), args.verbosity):
-      failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args,
-                         launches=launches,
-                         engine=Engine(args.engine, args.address, args.max_retries),
-                         progress_every_s=args.progress_every)
-  except SpecError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  with contextlib.ExitStack() as held:
+    try:
+      # A second runner in the same study would launch the runs the first has in
+      # progress again: their own locks keep the run folders whole, but it would
+      # rewrite study.json under the first and report those runs as failed.
+      held.enter_context(run_files.exclusive(workdir, 0.0))
+    except FileExistsError as e:
+      print(f'error: {e} One study runner at a time: wait for it to finish, or stop it '
+            '(SIGTERM: each run in progress writes a final checkpoint), then rerun this '
+            'command.', file=sys.stderr)
+      return 1
+    os.makedirs(os.path.join(workdir, results.RUNS_DIR), exist_ok=True)
+    write_index(spec, runs, workdir, args.spec)
+    try:
+      with console.libraries_log(os.path.join(workdir, STUDY_LOG_FILE), args.verbosity):
+        failed = run_study(spec, runs, workdir, args.workers, data_dir, beam_args,
+                           launches=launches,
+                           engine=Engine(args.engine, args.address, args.max_retries),
+                           progress_every_s=args.progress_every)
+    except SpecError as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
   if launches.stopped_by is not None:
     print(f'study {spec.name} stopped by {stopping.signal_name(launches.stopped_by)}: every '
           'run in progress wrote a final checkpoint; rerun the same command to resume.',

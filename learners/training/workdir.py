@@ -112,7 +112,8 @@ def exclusive(workdir: str, timeout_s: float) -> Iterator[None]:
         if time.monotonic() > deadline:
           f.seek(0)
           raise FileExistsError(f'Another process (pid {f.read().strip() or "?"}) runs in '
-                                f'{workdir}; waited {timeout_s:.0f} s for it to stop.') from None
+                                f'{workdir}' + (f'; waited {timeout_s:.0f} s for it to stop.'
+                                                if timeout_s > 0 else '.')) from None
         time.sleep(0.5)
     f.seek(0)
     f.truncate()
