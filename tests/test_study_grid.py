@@ -312,6 +312,12 @@ def test_study_run_killed_after_its_summary_counts_as_done(tmp_path, monkeypatch
   monkeypatch.setattr(runner, 'launch_command', lambda r, d, resume: [
       sys.executable, '-c', code, d, json.dumps(dict(r.settings, budget=None))])
   assert runner.execute(run, run_dir, str(tmp_path))[1] == 0
+  # Finished by then (e.g. by a launcher of an earlier runner killed with SIGKILL, which
+  # went on as an orphan): not launched again, its log untouched.
+  log = open(os.path.join(run_dir, runner.LOG_FILE)).read()
+  monkeypatch.setattr(runner, 'launch_command', lambda r, d, resume: 1 / 0)
+  assert runner.execute(run, run_dir, str(tmp_path))[1] == 0
+  assert open(os.path.join(run_dir, runner.LOG_FILE)).read() == log
   os.remove(os.path.join(run_dir, run_files.SUMMARY_FILE))  # Killed before it: a failure.
   monkeypatch.setattr(runner, 'launch_command', lambda r, d, resume: [
       sys.executable, '-c', 'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'])

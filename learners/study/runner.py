@@ -183,6 +183,8 @@ def execute(run: Run, run_dir: str, data_dir: str,
   if launches.stopped_by is not None:
     return run, _STOPPED, 0.0, ''
   state = run_state(run_dir, run.settings)
+  if state == 'done':  # Finished since the runner listed it: by an earlier runner's orphan.
+    return run, 0, 0.0, os.path.join(run_dir, LOG_FILE)
   os.makedirs(run_dir, exist_ok=True)
   with open(os.path.join(run_dir, RUN_CONFIG), 'w') as f:
     yaml.safe_dump(_launcher_config(run, data_dir), f, sort_keys=True)
