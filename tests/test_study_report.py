@@ -486,6 +486,8 @@ def test_study_report_names_the_sweep_variants_above_the_teacher(tmp_path):
   sweeps = [('eta', {'eta': 0.3}, ('CRR', 200, 200, seed, 70, 100)) for seed in (0, 1)]
   sweeps += [('eta', {'eta': 3.0}, ('CRR', 200, 200, seed, 30, 100)) for seed in (0, 1)]
   sweeps += [('batch', {'batch_size': 32}, ('R-CRR', 200, 100, 0, 90, 100))]  # One seed.
+  # A sweep of sizes, no override: 50 of 100 offline, two seeds at 60 %.
+  sweeps += [('sizes', {}, ('CRR', 100, 50, seed, 60, 100)) for seed in (0, 1)]
   root = make_study(str(tmp_path / 'study'), RESULTS, sweeps=sweeps, outcomes=True)
   text = open(report.write_report(root)).read()
   line, = [l for l in text.splitlines() if l.startswith('Sweep variants shown above')]
@@ -496,12 +498,14 @@ def test_study_report_names_the_sweep_variants_above_the_teacher(tmp_path):
   assert 'eta = 3.0' not in line and 'batch_size' not in line
   assert 'run the teacher.' in text
   data = json.load(open(os.path.join(root, 'report', 'results.json')))
-  (row,) = data['variants_above_teacher']
+  assert '; CRR (sweep `sizes`), 50 of 100 episodes offline, triplet1, ' in line
+  row, sizes = data['variants_above_teacher']
   assert (row['sweep'], row['overrides'], row['method'], row['budget'],
           row['offline_episodes']) == ('eta', {'eta': 0.3}, 'CRR', 200, 200)
   assert row['minus_teacher']['difference'] == pytest.approx(0.4)
+  assert (sizes['sweep'], sizes['overrides']) == ('sizes', {})
   # Without such a variant, no line and an empty list.
-  plain = make_study(str(tmp_path / 'plain'), RESULTS, sweeps=sweeps[2:], outcomes=True)
+  plain = make_study(str(tmp_path / 'plain'), RESULTS, sweeps=sweeps[2:5], outcomes=True)
   assert 'Sweep variants' not in open(report.write_report(plain)).read()
   assert json.load(open(os.path.join(plain, 'report', 'results.json')))[
       'variants_above_teacher'] == []

@@ -326,9 +326,10 @@ def variants_above_teacher(study: study_results.Study) -> list:
 
 
 def _variant(cell: study_results.Cell) -> str:
-  return (f'{cell.method} with {", ".join(f"{k} = {v}" for k, v in cell.overrides)} '
-          f'(sweep `{cell.sweep}`), {cell.offline_episodes} of {cell.budget} episodes '
-          f'offline, {cell.triplet}, {cell.teacher} teacher, {cell.obs}')
+  settings = ', '.join(f'{k} = {v}' for k, v in cell.overrides)  # None: a sweep of sizes.
+  return (f'{cell.method}{f" with {settings}" if settings else ""} (sweep `{cell.sweep}`), '
+          f'{cell.offline_episodes} of {cell.budget} episodes offline, {cell.triplet}, '
+          f'{cell.teacher} teacher, {cell.obs}')
 
 
 def format_variants_above(above: Sequence[tuple]) -> str:
