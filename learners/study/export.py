@@ -10,7 +10,7 @@ findings checked (learners.study.findings), each cell's training-log medians
 same results writes the same bytes.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from learners.study import findings as findings_lib
 from learners.study import recommend as recommend_lib
@@ -20,15 +20,21 @@ from learners.training import workdir as run_files
 RESULTS_FILE = 'results.json'
 
 
-def cell_row(cell: study_results.Cell, study: study_results.Study) -> dict:
-  lo, hi = cell.interval()
-  paired = study.versus_teacher(cell)
+def variant_row(cell: study_results.Cell, paired: Optional[study_results.Paired]) -> dict:
+  """Which cell it is, and its difference with the teacher."""
   return {
       # Paired start by start on the shared evaluation starts; None without outcomes.
       'minus_teacher': paired and paired.as_dict(),
       'sweep': cell.sweep, 'overrides': dict(cell.overrides),  # A sweep's value(s).
       'method': cell.method, 'triplet': cell.triplet, 'teacher': cell.teacher,
       'obs': cell.obs, 'budget': cell.budget, 'offline_episodes': cell.offline_episodes,
+  }
+
+
+def cell_row(cell: study_results.Cell, study: study_results.Study) -> dict:
+  lo, hi = cell.interval()
+  return {
+      **variant_row(cell, study.versus_teacher(cell)),
       'seeds': cell.n_seeds, 'success_rate': cell.mean, 'ci95': [lo, hi],
       'per_seed': [{'seed': seed, 'successes': wins, 'episodes': n, 'success_rate': wins / n,
                     'outcomes': outcomes}
@@ -62,7 +68,7 @@ def study_json(study: study_results.Study,
       'recommendations': sorted(rows, key=lambda r: (r['budget'], r['triplet'],
                                                      r['teacher'], r['obs'])),
       # Sweep cells above their teacher, which the recommendations do not count.
-      'variants_above_teacher': [recommend_lib.variant_row(c, paired) for c, paired
+      'variants_above_teacher': [variant_row(c, paired) for c, paired
                                  in recommend_lib.variants_above_teacher(study)],
   }
 

@@ -46,14 +46,12 @@ class Result:
   ci95: tuple
   cell_key: tuple = ()  # (method, budget, offline_episodes); () for the teacher.
   outcomes: tuple = ()  # Per seed, per-start outcome strings ('' where not kept).
-  n_seeds: int = 0  # Training seeds of a cell; 0 for the teacher.
 
   @classmethod
   def of_cell(cls, cell: study_results.Cell) -> 'Result':
     return cls(f'{cell.method} at {cell.budget} ({cell.offline_episodes} offline, '
                f'n={cell.n_seeds})', cell.mean, tuple(cell.interval()),
-               (cell.method, cell.budget, cell.offline_episodes), tuple(cell.outcomes),
-               cell.n_seeds)
+               (cell.method, cell.budget, cell.offline_episodes), tuple(cell.outcomes))
 
   @classmethod
   def of_teacher(cls, teacher: dict) -> 'Result':
@@ -75,7 +73,8 @@ def compare(left: Result, right: Result, claim_left_higher: bool = True) -> tupl
     above = study_results.interval_above(left.ci95, right.ci95)
     below = study_results.interval_above(right.ci95, left.ci95)
     higher = left.mean >= right.mean
-  one_seed = any(r.cell_key and study_results.one_seed(r.n_seeds) for r in (left, right))
+  one_seed = any(r.cell_key and study_results.one_seed(len(r.outcomes))
+                 for r in (left, right))
   if (above or below) and not one_seed:
     verdict_ = HOLDS if above == claim_left_higher else FAILS
   else:

@@ -319,7 +319,7 @@ def variants_above_teacher(study: study_results.Study) -> list:
   for cell in sorted(study.cells, key=study_results.table_order):
     teacher = study.teacher(cell.teacher, cell.triplet)
     if cell.sweep != 'grid' and teacher:
-      paired = study.versus_teacher(cell)
+      paired = study_results.versus_teacher(cell, teacher)
       if beats_teacher(cell, teacher, paired):
         above.append((cell, paired))
   return above
@@ -338,13 +338,6 @@ def format_variants_above(above: Sequence[tuple]) -> str:
           'fresh seeds before spending a budget on it): ' + '; '.join(
               f'{_variant(c)}: {c.format()}' + _minus_teacher(paired) for c, paired in above)
           + '.')
-
-
-def variant_row(cell: study_results.Cell, paired: Optional[study_results.Paired]) -> dict:
-  return {'sweep': cell.sweep, 'overrides': dict(cell.overrides), 'method': cell.method,
-          'triplet': cell.triplet, 'teacher': cell.teacher, 'obs': cell.obs,
-          'budget': cell.budget, 'offline_episodes': cell.offline_episodes,
-          'minus_teacher': paired and paired.as_dict()}
 
 
 def group_cells(study: study_results.Study, triplet: Optional[str], teacher: Optional[str],
