@@ -72,12 +72,14 @@ def _run_chunk(task):
 
 def evaluate(teachers: list, triplets: list, episodes: int, policy_mode: str = 'deterministic',
              workers: int = 1, episode_steps: int = specs.EPISODE_STEPS,
-             chunk: int = 10) -> list[dict]:
-  """Success of each (teacher, triplet) cell over `episodes` evaluation episodes."""
+             chunk: int = 10, start: int = 0) -> list[dict]:
+  """Success of each (teacher, triplet) cell over `episodes` evaluation episodes,
+  those of evaluation starts `start` on (`outcomes` in that order)."""
   for t in triplets:
     get_triplet(t)  # fail before any work on a bad name
-  tasks = [(teacher, triplet, s, min(s + chunk, episodes), policy_mode, episode_steps)
-           for teacher in teachers for triplet in triplets for s in range(0, episodes, chunk)]
+  stop = start + episodes
+  tasks = [(teacher, triplet, s, min(s + chunk, stop), policy_mode, episode_steps)
+           for teacher in teachers for triplet in triplets for s in range(start, stop, chunk)]
   outcomes = {}
   with tqdm(total=len(teachers) * len(triplets) * episodes, desc='evaluating',
             unit='episode', disable=None) as bar:
@@ -96,14 +98,14 @@ def evaluate(teachers: list, triplets: list, episodes: int, policy_mode: str = '
   cells = []
   for teacher in teachers:
     for triplet in triplets:
-      rows = [outcomes[(teacher, triplet, i)] for i in range(episodes)]
+      rows = [outcomes[(teacher, triplet, i)] for i in range(start, stop)]
       wins = int(sum(r[0] for r in rows))
       low, high = wilson_interval(wins, episodes)
       cells.append({
           'teacher': teacher, 'triplet': triplet, 'policy_mode': policy_mode,
           'episodes': episodes, 'successes': wins, 'success_rate': wins / episodes,
           'ci95': [low, high], 'mean_return': float(np.mean([r[1] for r in rows])),
-          # Start by start (from eval index 0), for paired comparisons with students.
+          # Start by start (from eval index `start`), for paired comparisons with students.
           'outcomes': encode_outcomes(r[0] for r in rows),
       })
   return cells

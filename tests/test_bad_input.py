@@ -53,6 +53,8 @@ _CLIS = {
                      'recommend.py'),
     'outcomes': Cli('learners.study.outcomes', 'python -m learners.study.outcomes',
                     'outcomes.py'),
+    'more_starts': Cli('learners.study.more_starts', 'python -m learners.study.more_starts',
+                       'more_starts.py'),
 }
 
 
@@ -289,6 +291,12 @@ CASES = [
     cli('outcomes', '{tmp}/nothing', 'a folder without a study', 2, 'study.json not found'),
     cli('outcomes', '{tmp}/study --workers 0', 'no evaluation process', 2,
         '--workers must be >= 1', _STUDY),
+    cli('more_starts', '{tmp}/nothing --episodes 1000', 'a folder without a study', 2,
+        'study.json not found'),
+    cli('more_starts', '{tmp}/study', 'no --episodes', 2,
+        'the following arguments are required: --episodes', _STUDY),
+    cli('more_starts', '{tmp}/study --episodes 1000', 'a run without per-start outcomes', 2,
+        'has no per-start outcomes from start 0', _STUDY),
 
     call("teacher_dataset.load_teacher_dataset('triplet1_generalization_state_5', '<tmp>/data')",
          _load('triplet1_generalization_state_5'), 'dataset not built', 'TeacherDatasetError',

@@ -563,22 +563,31 @@ def _bc_run(data_dir, workdir):
   return config.workdir
 
 
-def test_outcomes_backfill_reruns_the_final_evaluation_exactly(data_dir, tmp_path, capsys):
-  """learners.study.outcomes on a study written before outcomes were kept."""
+def _two_run_study(data_dir, study) -> list:
+  """A study folder as the runner leaves it: CRR seeds 0 and 1 and their teacher, each
+  evaluated on 3 starts; returns study.json's runs."""
   from envs import evaluate  # pylint: disable=g-import-not-at-top
-  from learners.study import outcomes  # pylint: disable=g-import-not-at-top
-  study = tmp_path / 'study'
   runs = []
   for seed in (0, 1):
     name = f'CRR_s{seed}'
     config = _config(data_dir, study / 'runs' / name, 'CRR', seed=seed, final_eval_episodes=3)
     loop.train(config, log=lambda *a: None)
-    runs.append(dict(name=name, config=dataclasses.asdict(config)))
-  run_files.write_json_atomic(str(study / 'study.json'), dict(name='old', runs=runs))
+    runs.append(dict(name=name, sweep='grid', overrides={}, config=dataclasses.asdict(config)))
+  run_files.write_json_atomic(str(study / 'study.json'), dict(name='s', runs=runs))
   (cell,) = evaluate.evaluate(['generalization'], ['triplet1'], 3, episode_steps=STEPS)
-  kept = {'teacher': cell.pop('outcomes')}
   run_files.write_json_atomic(str(study / 'teachers.json'),
-                              dict(cells=[dict(cell, episode_steps=STEPS)]))  # As the runner.
+                              dict(cells=[dict(cell, episode_steps=STEPS)]))
+  return runs
+
+
+def test_outcomes_backfill_reruns_the_final_evaluation_exactly(data_dir, tmp_path, capsys):
+  """learners.study.outcomes on a study written before outcomes were kept."""
+  from learners.study import outcomes  # pylint: disable=g-import-not-at-top
+  study = tmp_path / 'study'
+  runs = _two_run_study(data_dir, study)
+  cells = json.loads((study / 'teachers.json').read_text())['cells']
+  kept = {'teacher': cells[0].pop('outcomes')}
+  run_files.write_json_atomic(str(study / 'teachers.json'), dict(cells=cells))
   # Strip what older runs lacked.
   for run in runs:
     run_dir = study / 'runs' / run['name']
@@ -608,3 +617,58 @@ def test_outcomes_backfill_reruns_the_final_evaluation_exactly(data_dir, tmp_pat
   # Done ones are skipped: only the mismatched run is left.
   assert outcomes.pending_runs(str(study)) == [str(study / 'runs' / 'CRR_s1')]
   assert outcomes.main([str(tmp_path / 'nowhere')]) == 2
+
+
+def test_more_starts_extends_each_final_and_teacher_evaluation_start_by_start(data_dir, tmp_path,
+                                                                               capsys):
+  """learners.study.more_starts: the recorded starts replayed, then the next ones."""
+  from envs import evaluate  # pylint: disable=g-import-not-at-top
+  from learners.study import more_starts  # pylint: disable=g-import-not-at-top
+  from learners.study import report  # pylint: disable=g-import-not-at-top
+  from learners.study import results as study_results  # pylint: disable=g-import-not-at-top
+  from learners.training import actors  # pylint: disable=g-import-not-at-top
+  from learners.training import evaluation  # pylint: disable=g-import-not-at-top
+  study = tmp_path / 'study'
+  _two_run_study(data_dir, study)
+  # A record its checkpoint does not replay (its first start flipped): left unchanged.
+  bad = study / 'runs' / 'CRR_s1' / 'summary.json'
+  summary = json.loads(bad.read_text())
+  final = summary['final_eval']
+  final['outcomes'] = str(1 - int(final['outcomes'][0])) + final['outcomes'][1:]
+  final['successes'] = final['outcomes'].count('1')
+  run_files.write_json_atomic(str(bad), summary)
+  before = bad.read_bytes()
+  assert more_starts.main([str(study), '--episodes', '5', '--dry_run']) == 0
+  assert '2 finished runs' in capsys.readouterr().out
+  assert more_starts.main([str(study), '--episodes', '5', '--check', '2']) == 1
+  out, err = capsys.readouterr()
+  assert 'CRR_s1: its first 2 starts give' in out and '1 run(s) or teacher cell(s)' in err
+  assert bad.read_bytes() == before
+
+  # Known answer: the extended record is what one evaluation of 5 starts gives.
+  config, _, learner = setup.restore_run(str(study / 'runs' / 'CRR_s0'))
+  evaluator = evaluation.Evaluator(config.triplet, config.obs, STEPS)
+  five = evaluator.run(actors.StudentPolicy(learner.eval_distribution), 5, 0)
+  evaluator.close()
+  summary = json.loads((study / 'runs' / 'CRR_s0' / 'summary.json').read_text())
+  final = summary['final_eval']
+  assert (final['episodes'], final['outcomes'], final['successes']) == (
+      5, five.outcomes, five.successes)
+  assert final['extended_from'] == 3 and final['first_index'] == 0
+  assert final['mean_return'] == pytest.approx(five.mean_return)
+  assert list(final['ci95']) == pytest.approx(five.ci95)
+  evals = json.loads((study / 'runs' / 'CRR_s0' / 'eval.json').read_text())
+  assert evals[-1]['label'] == 'final' and evals[-1]['outcomes'] == five.outcomes
+  (teacher,) = json.loads((study / 'teachers.json').read_text())['cells']
+  (again,) = evaluate.evaluate(['generalization'], ['triplet1'], 5, episode_steps=STEPS)
+  assert (teacher['episodes'], teacher['outcomes'], teacher['extended_from']) == (
+      5, again['outcomes'], 3)
+  assert teacher['mean_return'] == pytest.approx(again['mean_return'])
+  # Done ones are skipped; the study reads the longer records.
+  assert more_starts.pending_runs(str(study), 5) == [str(study / 'runs' / 'CRR_s1')]
+  assert more_starts.pending_runs(str(study), 3) == []
+  loaded = study_results.load_study(str(study))
+  (crr,) = loaded.cells
+  assert crr.episodes == [5, 3] and crr.outcomes[0] == five.outcomes
+  (note,) = [n for n in report._settings_notes(loaded) if n.startswith('Final evaluation')]
+  assert 'Final evaluation: [3, 5] episodes' in note and 'the runs scored [3] when' in note

@@ -337,3 +337,24 @@ def test_study_second_runner_in_the_same_workdir_is_refused(tmp_path, capsys, mo
   assert f'Another process (pid {os.getpid()}) runs in {workdir}. One study runner at a ' \
       'time' in err and 'rerun this command' in err
   assert os.listdir(workdir) == ['.lock']  # No index, no run folder, no log.
+
+
+def test_study_keeps_a_teacher_evaluation_with_more_starts_than_the_spec(tmp_path, monkeypatch):
+  """learners.study.more_starts extends teachers.json; a rerun of the spec keeps it."""
+  from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
+  spec = spec_lib.load_spec(_spec(tmp_path, dict(grid=dict(methods=['CRR'], budgets=[10]),
+                                                 teacher_eval_episodes=200)))
+  runs = grid.expand(spec)
+  c = runs[0].config
+  cells = {'cells': [dict(teacher=c['teacher'], triplet=c['triplet'],
+                          episode_steps=c['episode_steps'], episodes=1000, successes=1)]}
+  run_files.write_json_atomic(str(tmp_path / 'teachers.json'), cells)
+  def no_evaluation(*args, **kwargs):
+    raise AssertionError('the teacher was evaluated again')
+  monkeypatch.setattr(envs_evaluate, 'evaluate', no_evaluation)
+  runner.evaluate_teachers(spec, runs, str(tmp_path), 1, log=lambda *a: None)
+  assert run_files.read_json(str(tmp_path / 'teachers.json')) == cells
+  cells['cells'][0]['episodes'] = 100  # Fewer than the spec's: evaluated again.
+  run_files.write_json_atomic(str(tmp_path / 'teachers.json'), cells)
+  with pytest.raises(AssertionError, match='evaluated again'):
+    runner.evaluate_teachers(spec, runs, str(tmp_path), 1, log=lambda *a: None)

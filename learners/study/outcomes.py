@@ -106,9 +106,7 @@ def backfill_teachers(workdir: str, workers: int, log=print) -> int:
 
 def backfill(workdir: str, workers: int = 1, dry_run: bool = False, log=print) -> int:
   """Returns the number of runs and teacher cells whose re-run count disagreed."""
-  if not os.path.exists(os.path.join(workdir, study_results.STUDY_FILE)):
-    raise FileNotFoundError(f'{workdir}/{study_results.STUDY_FILE} not found: is {workdir} a '
-                            'study folder (written by python -m learners.study)?')
+  study_results.require_study(workdir)
   runs = pending_runs(workdir)
   log(f'{len(runs)} finished runs without per-start outcomes in {workdir}.')
   if dry_run:

@@ -108,8 +108,13 @@ def _settings_notes(study) -> list:
     notes.append(f'Evaluations score a Polyak-averaged copy of the policy (decay {emas}); '
                  'each run\'s eval.json also has the trained policy\'s (`eval_raw`).')
   finals = sorted({c['final_eval_episodes'] for c in configs})
-  notes.append(f'Final evaluation: {finals} episodes per run with the deterministic action, '
-               'on the teacher\'s evaluation seeds (the paper: 200).')
+  scored = sorted({n for cell in study.cells for n in cell.episodes})
+  notes.append(f'Final evaluation: {scored} episodes per run with the deterministic action, '
+               'on the teacher\'s evaluation seeds (the paper: 200)' + (
+                   '.' if scored == finals else
+                   f'; the runs scored {finals} when they finished, and python -m '
+                   'learners.study.more_starts scored their last checkpoints on the next '
+                   'starts, as it did the teacher\'s.'))
   return notes
 
 

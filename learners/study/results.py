@@ -226,11 +226,17 @@ def versus_teacher(cell: Cell, teacher: dict) -> Optional[Paired]:
   return paired_difference(cell.outcomes, [teacher.get('outcomes', '')])
 
 
-def load_study(workdir: str) -> Study:
+def require_study(workdir: str) -> str:
+  """The path of `workdir`'s study.json; FileNotFoundError naming the folder if none."""
   index_path = os.path.join(workdir, STUDY_FILE)
   if not os.path.exists(index_path):
     raise FileNotFoundError(f'{index_path} not found: is {workdir} a study folder '
                             '(written by python -m learners.study)?')
+  return index_path
+
+
+def load_study(workdir: str) -> Study:
+  index_path = require_study(workdir)
   index = run_files.read_json(index_path)
   cells, missing, restarted = {}, [], {}
   for run in index['runs']:

@@ -99,7 +99,7 @@ def evaluate_teachers(spec: StudySpec, runs: Sequence[Run], workdir: str, worker
   path = os.path.join(workdir, results.TEACHERS_FILE)
   cells = run_files.read_json(path, {'cells': []})['cells']
   have = {(c['teacher'], c['triplet'], c['episode_steps']) for c in cells
-          if c['episodes'] == spec.teacher_eval_episodes}
+          if c['episodes'] >= spec.teacher_eval_episodes}  # more: learners.study.more_starts
   from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
   pairs = sorted({(r.config['teacher'], r.config['triplet'], r.config['episode_steps'])
                   for r in runs} - have)
