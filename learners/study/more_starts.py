@@ -158,7 +158,9 @@ def extend(workdir: str, episodes: int, workers: int = 1, check: int = CHECK_STA
     return 0
   mismatches = extend_teachers(workdir, episodes, workers, check, log)
   tasks = [(run_dir, episodes, check) for run_dir in runs]
-  with multiprocessing.get_context('spawn').Pool(max(1, workers)) as pool:
+  from learners.training import evaluation  # pylint: disable=g-import-not-at-top
+  with multiprocessing.get_context('spawn').Pool(
+      max(1, workers), initializer=evaluation.single_threaded_tf) as pool:
     for run_dir, replay, result in tqdm(pool.imap(score_run, tasks), total=len(tasks),
                                         desc='extending', unit='run', disable=None):
       name = os.path.basename(run_dir)

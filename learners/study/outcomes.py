@@ -114,7 +114,9 @@ def backfill(workdir: str, workers: int = 1, dry_run: bool = False, log=print) -
       log(f'  {os.path.basename(run_dir)}')
     return 0
   mismatches = backfill_teachers(workdir, workers, log)
-  with multiprocessing.get_context('spawn').Pool(max(1, workers)) as pool:
+  from learners.training import evaluation  # pylint: disable=g-import-not-at-top
+  with multiprocessing.get_context('spawn').Pool(
+      max(1, workers), initializer=evaluation.single_threaded_tf) as pool:
     for run_dir, recorded, result in tqdm(pool.imap_unordered(reevaluate_run, runs),
                                           total=len(runs), desc='re-evaluating', unit='run',
                                           disable=None):
