@@ -638,6 +638,7 @@ def test_more_starts_extends_each_final_and_teacher_evaluation_start_by_start(da
   final['successes'] = final['outcomes'].count('1')
   run_files.write_json_atomic(str(bad), summary)
   before = bad.read_bytes()
+  recorded = (study / 'runs' / 'CRR_s0' / 'summary.json').read_bytes()
   assert more_starts.main([str(study), '--episodes', '5', '--dry_run']) == 0
   assert '2 finished runs' in capsys.readouterr().out
   assert more_starts.main([str(study), '--episodes', '5', '--check', '2']) == 1
@@ -664,6 +665,11 @@ def test_more_starts_extends_each_final_and_teacher_evaluation_start_by_start(da
   assert (teacher['episodes'], teacher['outcomes'], teacher['extended_from']) == (
       5, again['outcomes'], 3)
   assert teacher['mean_return'] == pytest.approx(again['mean_return'])
+  # A stop between eval.json's write and summary.json's: the rerun extends it once.
+  (study / 'runs' / 'CRR_s0' / 'summary.json').write_bytes(recorded)
+  assert more_starts.main([str(study), '--episodes', '5', '--check', '2']) == 1
+  evals = json.loads((study / 'runs' / 'CRR_s0' / 'eval.json').read_text())
+  assert evals[-1]['outcomes'] == five.outcomes and evals[-1]['label'] == 'final'
   # Done ones are skipped; the study reads the longer records.
   assert more_starts.pending_runs(str(study), 5) == [str(study / 'runs' / 'CRR_s1')]
   assert more_starts.pending_runs(str(study), 3) == []

@@ -105,8 +105,9 @@ def write_run(run_dir: str, more: dict) -> dict:
   if os.path.exists(evals_path):
     evals = run_files.read_json(evals_path)
     finals = [i for i, e in enumerate(evals) if e.get('label') == 'final']
-    if finals:
-      evals[finals[-1]] = dict(merged(evals[finals[-1]], more), label='final')
+    if finals:  # From summary.json's record: a stop between the two writes left this one
+      # extended already, and a rerun must not extend it twice.
+      evals[finals[-1]] = dict(evals[finals[-1]], **summary['final_eval'])
       run_files.write_json_atomic(evals_path, evals)
   run_files.write_json_atomic(summary_path, summary)  # Last: it marks the run extended.
   return summary['final_eval']
