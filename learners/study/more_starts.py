@@ -27,7 +27,6 @@ episodes are not part of any budget; the runs' ledgers keep what training spent.
 """
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import sys
@@ -35,7 +34,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from envs import specs
+from learners.study import outcomes as outcomes_lib
 from learners.study import results as study_results
 from learners.training import workdir as run_files
 
@@ -59,8 +58,7 @@ def merged(recorded: dict, more: dict) -> dict:
 def pending_runs(workdir: str, episodes: int) -> list:
   """Finished runs whose final evaluation has outcomes from start 0 and fewer starts."""
   out = []
-  for run_dir in _finished_runs(workdir):
-    final = run_files.read_json(os.path.join(run_dir, run_files.SUMMARY_FILE))['final_eval']
+  for run_dir, final in outcomes_lib.finished_runs(workdir):
     if final.get('first_index', 0) != 0 or not final.get('outcomes'):
       raise ValueError(f'{run_dir}: its final evaluation has no per-start outcomes from '
                        'start 0; run python -m learners.study.outcomes on the study first.')
@@ -69,48 +67,25 @@ def pending_runs(workdir: str, episodes: int) -> list:
   return out
 
 
-def _finished_runs(workdir: str) -> list:
-  index = run_files.read_json(os.path.join(workdir, study_results.STUDY_FILE))
-  dirs = [os.path.join(workdir, study_results.RUNS_DIR, r['name']) for r in index['runs']]
-  return [d for d in dirs if os.path.exists(os.path.join(d, run_files.SUMMARY_FILE))]
-
-
 def score_run(task: tuple) -> tuple:
   """(run_dir, replayed check outcomes, EvalResult on the new starts or None)."""
   run_dir, episodes, check = task
-  from learners.training import actors as actors_lib  # pylint: disable=g-import-not-at-top
-  from learners.training import evaluation  # pylint: disable=g-import-not-at-top
-  from learners.training import setup  # pylint: disable=g-import-not-at-top
-  final = run_files.read_json(os.path.join(run_dir, run_files.SUMMARY_FILE))['final_eval']
-  config, _, learner = setup.restore_run(run_dir)
-  evaluator = evaluation.Evaluator(config.triplet, config.obs, config.episode_steps,
-                                   config.image_size)
-  policy = actors_lib.StudentPolicy(learner.eval_distribution)
-  try:
+  with outcomes_lib.scored_policy(run_dir) as (final, evaluator, policy):
     check = min(check, final['episodes'])
     replay = evaluator.run(policy, check, final['grad_step']).outcomes if check else ''
     if replay != final['outcomes'][:check]:
       return run_dir, replay, None
     return run_dir, replay, evaluator.run(policy, episodes - final['episodes'],
                                           final['grad_step'], first_index=final['episodes'])
-  finally:
-    evaluator.close()
 
 
 def write_run(run_dir: str, more: dict) -> dict:
-  summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
-  summary = run_files.read_json(summary_path)
-  summary['final_eval'] = merged(summary['final_eval'], more)
-  evals_path = os.path.join(run_dir, run_files.EVAL_FILE)
-  if os.path.exists(evals_path):
-    evals = run_files.read_json(evals_path)
-    finals = [i for i, e in enumerate(evals) if e.get('label') == 'final']
-    if finals:  # From summary.json's record: a stop between the two writes left this one
-      # extended already, and a rerun must not extend it twice.
-      evals[finals[-1]] = dict(evals[finals[-1]], **summary['final_eval'])
-      run_files.write_json_atomic(evals_path, evals)
-  run_files.write_json_atomic(summary_path, summary)  # Last: it marks the run extended.
-  return summary['final_eval']
+  # eval.json's entry is rewritten from summary.json's record: a stop between the two
+  # writes left it extended already, and a rerun must not extend it twice.
+  final = run_files.read_json(os.path.join(run_dir, run_files.SUMMARY_FILE))['final_eval']
+  final = merged(final, more)
+  outcomes_lib.write_final_eval(run_dir, final)
+  return final
 
 
 def extend_teachers(workdir: str, episodes: int, workers: int, check: int, log=print) -> int:
@@ -118,7 +93,6 @@ def extend_teachers(workdir: str, episodes: int, workers: int, check: int, log=p
   path = os.path.join(workdir, study_results.TEACHERS_FILE)
   if not os.path.exists(path):
     return 0
-  from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
   data = run_files.read_json(path)
   mismatches = 0
   for cell in data['cells']:
@@ -128,19 +102,16 @@ def extend_teachers(workdir: str, episodes: int, workers: int, check: int, log=p
     if not cell.get('outcomes'):
       raise ValueError(f'{path}: teacher {cell["teacher"]} on {cell["triplet"]} has no '
                        'per-start outcomes; run python -m learners.study.outcomes first.')
-    kwargs = dict(policy_mode=cell.get('policy_mode', 'deterministic'), workers=workers,
-                  episode_steps=cell.get('episode_steps', specs.EPISODE_STEPS))
     check_n = min(check, have)
-    (again,) = envs_evaluate.evaluate([cell['teacher']], [cell['triplet']], check_n, **kwargs)
+    again = outcomes_lib.evaluate_teacher(cell, check_n, workers)
     if again['outcomes'] != cell['outcomes'][:check_n]:
       mismatches += 1
       log(f'teacher {cell["teacher"]} on {cell["triplet"]}: its first {check_n} starts give '
           f'{again["outcomes"]}, teachers.json has {cell["outcomes"][:check_n]}: left as it '
           'is (were the teacher, the env or episode_steps changed since?).')
       continue
-    (more,) = envs_evaluate.evaluate([cell['teacher']], [cell['triplet']], episodes - have,
-                                     start=have, **kwargs)
-    cell.update(merged(cell, more))
+    cell.update(merged(cell, outcomes_lib.evaluate_teacher(cell, episodes - have, workers,
+                                                           start=have)))
     run_files.write_json_atomic(path, data)
     log(f'teacher {cell["teacher"]} on {cell["triplet"]}: {cell["successes"]}/'
         f'{cell["episodes"]} ({have} recorded + {episodes - have} new starts).')
@@ -151,15 +122,22 @@ def extend(workdir: str, episodes: int, workers: int = 1, check: int = CHECK_STA
            dry_run: bool = False, log=print) -> int:
   """Returns the number of runs and teacher cells that did not replay their record."""
   study_results.require_study(workdir)
-  runs = pending_runs(workdir, episodes)
+  runs = pending_runs(workdir, episodes)  # Bad input is refused before the lock file.
   log(f'{len(runs)} finished runs in {workdir} to extend to {episodes} evaluation starts.')
   if dry_run:
     for run_dir in runs:
       log(f'  {os.path.basename(run_dir)}')
     return 0
-  mismatches = extend_teachers(workdir, episodes, workers, check, log)
-  tasks = [(run_dir, episodes, check) for run_dir in runs]
+  with run_files.exclusive(workdir, 0.0):  # No study runner writes the folder meanwhile.
+    return (extend_teachers(workdir, episodes, workers, check, log)
+            + extend_runs(runs, episodes, workers, check, log))
+
+
+def extend_runs(runs: list, episodes: int, workers: int, check: int, log=print) -> int:
+  """Extends each run folder of `runs`; returns how many did not replay their record."""
   from learners.training import evaluation  # pylint: disable=g-import-not-at-top
+  mismatches = 0
+  tasks = [(run_dir, episodes, check) for run_dir in runs]
   with multiprocessing.get_context('spawn').Pool(
       max(1, workers), initializer=evaluation.single_threaded_tf) as pool:
     for run_dir, replay, result in tqdm(pool.imap(score_run, tasks), total=len(tasks),
@@ -190,12 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.workers < 1 or args.episodes < 1 or args.check < 0:
     parser.error('--workers and --episodes must be >= 1, --check >= 0')
   try:
-    study_results.require_study(args.workdir)
-    pending_runs(args.workdir, args.episodes)  # Refuses bad input before the lock file.
-    with contextlib.ExitStack() as held:
-      if not args.dry_run:
-        held.enter_context(run_files.exclusive(args.workdir, 0.0))
-      mismatches = extend(args.workdir, args.episodes, args.workers, args.check, args.dry_run)
+    mismatches = extend(args.workdir, args.episodes, args.workers, args.check, args.dry_run)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -21,10 +21,11 @@ have outcomes are skipped, so a stopped backfill resumes where it stopped.
 """
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -33,20 +34,27 @@ from learners.study import results as study_results
 from learners.training import workdir as run_files
 
 
-def pending_runs(workdir: str) -> list:
-  """Run folders with a summary.json whose final evaluation lacks outcomes."""
+def finished_runs(workdir: str) -> list:
+  """(run folder, its final evaluation) of each run of study.json with a summary.json."""
   index = run_files.read_json(os.path.join(workdir, study_results.STUDY_FILE))
   out = []
   for run in index['runs']:
     run_dir = os.path.join(workdir, study_results.RUNS_DIR, run['name'])
     path = os.path.join(run_dir, run_files.SUMMARY_FILE)
-    if os.path.exists(path) and not run_files.read_json(path)['final_eval'].get('outcomes'):
-      out.append(run_dir)
+    if os.path.exists(path):
+      out.append((run_dir, run_files.read_json(path)['final_eval']))
   return out
 
 
-def reevaluate_run(run_dir: str) -> tuple:
-  """(run_dir, recorded successes, re-run EvalResult) of a finished run."""
+def pending_runs(workdir: str) -> list:
+  """Run folders with a summary.json whose final evaluation lacks outcomes."""
+  return [run_dir for run_dir, final in finished_runs(workdir) if not final.get('outcomes')]
+
+
+@contextlib.contextmanager
+def scored_policy(run_dir: str) -> Iterator[tuple]:
+  """(final evaluation, Evaluator, policy) of a finished run: its last checkpoint, the
+  one its final evaluation scored, in the env that evaluation used (closed after)."""
   from learners.training import actors as actors_lib  # pylint: disable=g-import-not-at-top
   from learners.training import evaluation  # pylint: disable=g-import-not-at-top
   from learners.training import setup  # pylint: disable=g-import-not-at-top
@@ -55,26 +63,47 @@ def reevaluate_run(run_dir: str) -> tuple:
   evaluator = evaluation.Evaluator(config.triplet, config.obs, config.episode_steps,
                                    config.image_size)
   try:
-    result = evaluator.run(actors_lib.StudentPolicy(learner.eval_distribution),
-                           final['episodes'], final['grad_step'])
+    yield final, evaluator, actors_lib.StudentPolicy(learner.eval_distribution)
   finally:
     evaluator.close()
+
+
+def reevaluate_run(run_dir: str) -> tuple:
+  """(run_dir, recorded successes, re-run EvalResult) of a finished run."""
+  with scored_policy(run_dir) as (final, evaluator, policy):
+    result = evaluator.run(policy, final['episodes'], final['grad_step'])
   return run_dir, final['successes'], result
 
 
-def write_run_outcomes(run_dir: str, outcomes: str) -> None:
+def write_final_eval(run_dir: str, final: dict) -> None:
+  """`final` as the run's final evaluation: summary.json's and eval.json's last 'final'."""
   summary_path = os.path.join(run_dir, run_files.SUMMARY_FILE)
   summary = run_files.read_json(summary_path)
-  summary['final_eval'].update(first_index=0, outcomes=outcomes)
+  summary['final_eval'] = final
   evals_path = os.path.join(run_dir, run_files.EVAL_FILE)
   if os.path.exists(evals_path):
     evals = run_files.read_json(evals_path)
     finals = [e for e in evals if e.get('label') == 'final']
     if finals:
-      finals[-1].update(first_index=0, outcomes=outcomes)
+      finals[-1].update(final)
       run_files.write_json_atomic(evals_path, evals)
-  # summary.json last: its outcomes mark the run as done here too.
+  # summary.json last: what it says marks the run as done by the tool that wrote it.
   run_files.write_json_atomic(summary_path, summary)
+
+
+def write_run_outcomes(run_dir: str, outcomes: str) -> None:
+  final = run_files.read_json(os.path.join(run_dir, run_files.SUMMARY_FILE))['final_eval']
+  write_final_eval(run_dir, dict(final, first_index=0, outcomes=outcomes))
+
+
+def evaluate_teacher(cell: dict, episodes: int, workers: int, start: int = 0) -> dict:
+  """A teacher cell of teachers.json evaluated again, as recorded, on `episodes` starts."""
+  from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
+  (again,) = envs_evaluate.evaluate([cell['teacher']], [cell['triplet']], episodes,
+                                    cell.get('policy_mode', 'deterministic'), workers,
+                                    cell.get('episode_steps', specs.EPISODE_STEPS),
+                                    start=start)
+  return again
 
 
 def backfill_teachers(workdir: str, workers: int, log=print) -> int:
@@ -82,15 +111,12 @@ def backfill_teachers(workdir: str, workers: int, log=print) -> int:
   path = os.path.join(workdir, study_results.TEACHERS_FILE)
   if not os.path.exists(path):
     return 0
-  from envs import evaluate as envs_evaluate  # pylint: disable=g-import-not-at-top
   data = run_files.read_json(path)
   mismatches = 0
   for cell in data['cells']:
     if cell.get('outcomes'):
       continue
-    (again,) = envs_evaluate.evaluate([cell['teacher']], [cell['triplet']], cell['episodes'],
-                                      cell.get('policy_mode', 'deterministic'), workers,
-                                      cell.get('episode_steps', specs.EPISODE_STEPS))
+    again = evaluate_teacher(cell, cell['episodes'], workers)
     if again['successes'] != cell['successes']:
       mismatches += 1
       log(f'teacher {cell["teacher"]} on {cell["triplet"]}: re-run gives '
