@@ -7,6 +7,8 @@ starts, one 95 % interval for the difference), else by their two 95 % intervals
 
   * `holds` / `fails`: the difference's interval excludes 0 (or the two
     intervals separate), in the claimed direction or not;
+  * `level`: no difference shown, and the paired difference's 95 % interval lies
+    within +-LEVEL_MARGIN: the two are measured equal to that resolution;
   * `holds in the means` / `fails in the means`: no difference shown with this
     many seeds and evaluation episodes, or a student side has one training seed
     (its interval then counts evaluation starts, not seeds); the means' order is
@@ -35,7 +37,13 @@ from learners.study.results import pct
 
 HOLDS, FAILS = 'holds', 'fails'
 HOLDS_MEANS, FAILS_MEANS = 'holds in the means', 'fails in the means'
+LEVEL = 'level'
 NOT_MEASURED = 'not measured'
+# Differences under 5 points are what a laptop study cannot buy seeds for (a
+# 3.6-point gap needs ~40 seeds per cell at the spread of docs/results/
+# laptop_triplet2_b) and what one checkpoint swings by; an interval that
+# tight is an answer, "level", not "in the means".
+LEVEL_MARGIN = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +85,8 @@ def compare(left: Result, right: Result, claim_left_higher: bool = True) -> tupl
                  for r in (left, right))
   if (above or below) and not one_seed:
     verdict_ = HOLDS if above == claim_left_higher else FAILS
+  elif paired and not one_seed and max(map(abs, paired.ci95)) <= LEVEL_MARGIN:
+    verdict_ = LEVEL
   else:
     verdict_ = HOLDS_MEANS if higher == claim_left_higher else FAILS_MEANS
   line = (f'{left.format()} {">=" if claim_left_higher else "<"} {right.format()}'
@@ -107,7 +117,7 @@ class Finding:
     """The weakest of the comparisons' verdicts (all must hold for the claim)."""
     if not self.verdicts:
       return NOT_MEASURED
-    order = (FAILS, FAILS_MEANS, HOLDS_MEANS, HOLDS)
+    order = (FAILS, FAILS_MEANS, LEVEL, HOLDS_MEANS, HOLDS)
     return min(self.verdicts, key=order.index)
 
   def as_row(self) -> dict:
@@ -226,7 +236,9 @@ def format_findings(findings: Sequence[Finding]) -> str:
   lines = ['Each claim against this study\'s cells: **holds** / **fails** where the 95 % '
            'interval of the paired difference (same evaluation starts) excludes 0, or, for '
            'runs without per-start outcomes, where the two 95 % intervals separate; '
-           '**in the means** otherwise (no difference shown with these seeds and episodes).',
+           f'**level** where that paired interval lies within ±{100 * LEVEL_MARGIN:.0f} points '
+           '(measured equal to that resolution); **in the means** otherwise (no difference '
+           'shown with these seeds and episodes).',
            '',
            '| | claim (the paper) | triplet, teacher, obs | here | comparisons (95 % intervals) |',
            '|---|---|---|---|---|']
