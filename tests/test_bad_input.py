@@ -55,6 +55,7 @@ _CLIS = {
                     'outcomes.py'),
     'more_starts': Cli('learners.study.more_starts', 'python -m learners.study.more_starts',
                        'more_starts.py'),
+    'pair': Cli('learners.study.pair', 'python -m learners.study.pair', 'pair.py'),
 }
 
 
@@ -102,6 +103,21 @@ _STUDY = {
     f'study/runs/{_STUDY_RUN}/summary.json': json.dumps(dict(final_eval=dict(
         successes=10, episodes=20))),
 }
+
+
+def _results(triplet, outcomes):
+  """A report's results.json: the teacher and CRR and BC at 100, one seed each."""
+  cells = [dict(sweep='grid', overrides={}, method=m, triplet=triplet, teacher='generalization',
+                obs='state', budget=100, offline_episodes=100,
+                per_seed=[dict(seed=0, outcomes=outcomes)]) for m in ('CRR', 'BC')]
+  return json.dumps(dict(study='fake', cells=cells, teacher_success=[dict(
+      teacher='generalization', triplet=triplet, episodes=4, outcomes='1100')]))
+
+
+_PAIR = {'a/results.json': _results('triplet1', '1010'),
+         'b/results.json': _results('triplet2', '1010'),
+         'c/results.json': _results('triplet1', '')}
+_A, _B, _C = ('{tmp}/%s/results.json' % x for x in 'abc')
 
 
 def _load(name):
@@ -297,6 +313,16 @@ CASES = [
         'the following arguments are required: --episodes', _STUDY),
     cli('more_starts', '{tmp}/study --episodes 1000', 'a run without per-start outcomes', 2,
         'has no per-start outcomes from start 0', _STUDY),
+    cli('pair', f'--left {{tmp}}/nothing.json --left_cell teacher --right {_A} --right_cell '
+        'teacher', 'a results.json that is not there', 2, 'nothing.json not found', _PAIR),
+    cli('pair', f'--left {_A} --left_cell method --right {_A} --right_cell teacher',
+        'a cell selector without a value', 2, 'give `teacher` or key=value pairs', _PAIR),
+    cli('pair', f'--left {_A} --left_cell budget=100 --right {_A} --right_cell teacher',
+        'a selector that matches two cells', 2, "'budget=100' matches 2 cells", _PAIR),
+    cli('pair', f'--left {_A} --left_cell method=CRR --right {_B} --right_cell teacher',
+        'cells of two triplets (different starts)', 2, 'nothing to pair', _PAIR),
+    cli('pair', f'--left {_C} --left_cell method=CRR --right {_C} --right_cell teacher',
+        'a cell without per-start outcomes', 2, 'lacks per-start outcomes', _PAIR),
 
     call("teacher_dataset.load_teacher_dataset('triplet1_generalization_state_5', '<tmp>/data')",
          _load('triplet1_generalization_state_5'), 'dataset not built', 'TeacherDatasetError',
