@@ -77,11 +77,11 @@ class Side(NamedTuple):
   teacher: bool
 
 
-def _teacher(paths: Sequence[str]) -> Side:
+def _teacher(loaded: Sequence[tuple]) -> Side:
   """The longest of the files' teacher evaluations, which must agree where they overlap
   (a deterministic teacher on the same starts)."""
   evaluations = []
-  for path, data in paths:
+  for path, data in loaded:
     teachers = data.get('teacher_success', [])
     if len(teachers) != 1:
       raise ValueError(f'{path} holds {len(teachers)} teacher evaluations; `teacher` needs '
@@ -98,11 +98,11 @@ def _teacher(paths: Sequence[str]) -> Side:
               longest['triplet'], [longest.get('outcomes', '')], True)
 
 
-def _cell(paths: Sequence[str], selector_text: str) -> Side:
-  """One cell per file, its seeds pooled."""
+def _cell(loaded: Sequence[tuple], selector_text: str) -> Side:
+  """One cell per (path, results) of `loaded`, its seeds pooled."""
   selector = parse_selector(selector_text)
   by_seed, triplets, labels = {}, set(), []
-  for path, data in paths:
+  for path, data in loaded:
     found = [c for c in data['cells'] if _matches(c, selector)]
     if len(found) != 1:
       cells = '; '.join(_describe(c) for c in data['cells'])
