@@ -74,26 +74,38 @@ def compare(left: Result, right: Result, claim_left_higher: bool = True) -> tupl
   """(verdict, line): where the claim "left >= right" (or "left < right") stands, and
   the comparison as the report prints it, from one paired bootstrap."""
   paired = study_results.paired_difference(left.outcomes, right.outcomes)
+  one_seed = any(r.cell_key and study_results.one_seed(len(r.outcomes))
+                 for r in (left, right))
   if paired:
     above, below = paired.ci95[0] > 0, paired.ci95[1] < 0
-    higher = paired.difference >= 0
+    verdict_ = paired_verdict(paired, one_seed, claim_left_higher)
   else:
     above = study_results.interval_above(left.ci95, right.ci95)
     below = study_results.interval_above(right.ci95, left.ci95)
-    higher = left.mean >= right.mean
-  one_seed = any(r.cell_key and study_results.one_seed(len(r.outcomes))
-                 for r in (left, right))
-  if (above or below) and not one_seed:
-    verdict_ = HOLDS if above == claim_left_higher else FAILS
-  elif paired and not one_seed and max(map(abs, paired.ci95)) <= LEVEL_MARGIN:
-    verdict_ = LEVEL
-  else:
-    verdict_ = HOLDS_MEANS if higher == claim_left_higher else FAILS_MEANS
+    verdict_ = _verdict(above, below, left.mean >= right.mean, False, one_seed,
+                        claim_left_higher)
   line = (f'{left.format()} {">=" if claim_left_higher else "<"} {right.format()}'
           + (f' ({paired.format()})' if paired else '')
           + ('; one training seed, so no verdict beyond the means' if one_seed and
              (above or below) else ''))
   return verdict_, line
+
+
+def paired_verdict(paired: study_results.Paired, one_seed: bool,
+                   claim_left_higher: bool = True) -> str:
+  """The verdict on a paired difference (left - right); `one_seed`: a student side has
+  one training seed, so its interval counts evaluation starts only."""
+  return _verdict(paired.ci95[0] > 0, paired.ci95[1] < 0, paired.difference >= 0,
+                  max(map(abs, paired.ci95)) <= LEVEL_MARGIN, one_seed, claim_left_higher)
+
+
+def _verdict(above: bool, below: bool, higher: bool, level: bool, one_seed: bool,
+             claim_left_higher: bool) -> str:
+  if (above or below) and not one_seed:
+    return HOLDS if above == claim_left_higher else FAILS
+  if level and not one_seed:
+    return LEVEL
+  return HOLDS_MEANS if higher == claim_left_higher else FAILS_MEANS
 
 
 def verdict(left: Result, right: Result, claim_left_higher: bool = True) -> str:

@@ -146,18 +146,16 @@ def compare(left: Side, right: Side) -> dict:
   starts = min(len(o) for o in (*left.outcomes, *right.outcomes))
   counts = {name: [o[:starts].count('1') for o in side.outcomes]
             for name, side in (('left', left), ('right', right))}
-  def result(name, side):  # The findings' view; its ci95 is unused once paired.
-    rate = sum(counts[name]) / (starts * len(side.outcomes))
-    return findings.Result(side.label, rate, (rate, rate), () if side.teacher else ('cell',),
-                           tuple(side.outcomes))
-  a, b = result('left', left), result('right', right)
-  verdict, _ = findings.compare(a, b)
+  one_seed = any(not side.teacher and study_results.one_seed(len(side.outcomes))
+                 for side in (left, right))
   paired = study_results.paired_difference(left.outcomes, right.outcomes)
   fixed = study_results.paired_difference(left.outcomes, right.outcomes, resample_seeds=False)
+  verdict = findings.paired_verdict(paired, one_seed)
   return {'left': left.label, 'right': right.label, 'triplet': left.triplet, 'starts': starts,
           'left_seeds': counts['left'], 'right_seeds': counts['right'],
           'left_teacher': left.teacher, 'right_teacher': right.teacher,
-          'left_success': a.mean, 'right_success': b.mean,
+          'left_success': sum(counts['left']) / (starts * len(left.outcomes)),
+          'right_success': sum(counts['right']) / (starts * len(right.outcomes)),
           'paired': paired.as_dict(), 'paired_seeds_fixed': fixed.as_dict(),
           'verdict': verdict, 'text': (
               f'left - right: {paired.format()}; with these seeds fixed '
