@@ -42,7 +42,8 @@ def test_study_paper_grid_size():
 
 def test_study_laptop_and_demo_specs_expand():
   for name in ('laptop', 'laptop_scripted', 'laptop_scripted_a', 'laptop_triplet2',
-               'laptop_triplet2_a', 'laptop_triplet2_b', 'demo'):
+               'laptop_triplet2_a', 'laptop_triplet2_b', 'laptop_triplet2_c',
+               'laptop_triplet2_d', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
@@ -63,6 +64,21 @@ def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
   assert sorted({seed for seed, _ in replica}) == [5, 6, 7, 8]
   assert not {seed for seed, _ in replica} & {seed for seed, _ in original}
   assert len({c for _, c in replica}) == 2 and {c for _, c in replica} <= {c for _, c in original}
+
+
+def test_study_laptop_triplet2_d_doubles_the_online_episodes_of_c():
+  """docs/results/laptop_triplet2_d: laptop_triplet2_c's eta = 0.03 runs with 500 online
+  episodes instead of 250 (one gradient step per env step, so twice the steps and a
+  sparser evaluation curve); the same 250 offline episodes and seeds, nothing else."""
+  def eta_003(config):
+    return config.get('eta') == 0.03
+  longer = {'budget': 750, 'grad_steps': 200000, 'eval_every': 50000}
+  runs_c = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'laptop_triplet2_c.yaml')))
+  c = {r.config['seed']: dict(r.config, **longer) for r in runs_c if eta_003(r.config)}
+  d = {seed: json.loads(config) for seed, config in _grid_configs('laptop_triplet2_d')}
+  assert sorted(d) == sorted(c) == [0, 1]
+  for seed in d:
+    assert d[seed] == {k: v for k, v in c[seed].items() if k != 'seed'}
 
 
 @pytest.mark.parametrize('name, original, seeds', [
