@@ -74,12 +74,13 @@ def test_study_laptop_triplet2_d_is_c_with_seven_times_the_online_episodes():
   longer = {'budget': 2000, 'grad_steps': 140000, 'eval_every': 35000,
             'env_steps_per_grad_step': 5}
   runs_c = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'laptop_triplet2_c.yaml')))
-  c = {r.config['seed']: dict(r.config, **longer) for r in runs_c if r.config.get('eta') == 0.03}
-  d = {seed: json.loads(config) for seed, config in _grid_configs('laptop_triplet2_d')}
-  assert sorted(d) == [0, 1, 2, 3] and sorted(c) == [0, 1]
-  for seed, config in d.items():
-    config_c = c[seed % 2]
-    assert config == {k: v for k, v in config_c.items() if k != 'seed'}
+  c = [r.config for r in runs_c if r.config.get('eta') == 0.03]
+  assert sorted(config['seed'] for config in c) == [0, 1]
+  c_longer = {json.dumps({k: v for k, v in dict(config, **longer).items() if k != 'seed'},
+                         sort_keys=True) for config in c}
+  d = _grid_configs('laptop_triplet2_d')
+  assert sorted(seed for seed, _ in d) == [0, 1, 2, 3]
+  assert len(c_longer) == 1 and {config for _, config in d} == c_longer
 
 
 @pytest.mark.parametrize('name, original, seeds', [
