@@ -43,7 +43,7 @@ def test_study_paper_grid_size():
 def test_study_laptop_and_demo_specs_expand():
   for name in ('laptop', 'laptop_scripted', 'laptop_scripted_a', 'laptop_triplet2',
                'laptop_triplet2_a', 'laptop_triplet2_b', 'laptop_triplet2_c',
-               'laptop_triplet2_d', 'demo'):
+               'laptop_triplet2_d', 'laptop_triplet2_e', 'demo'):
     runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
@@ -81,6 +81,23 @@ def test_study_laptop_triplet2_d_is_c_with_seven_times_the_online_episodes():
   d = _grid_configs('laptop_triplet2_d')
   assert sorted(seed for seed, _ in d) == [0, 1, 2, 3]
   assert len(c_longer) == 1 and {config for _, config in d} == c_longer
+
+
+def test_study_laptop_triplet2_e_is_a_crr_cell_at_d_budget_and_steps():
+  """docs/results/laptop_triplet2_e: laptop_triplet2_a's CRR at 500 (the row's eta) with
+  laptop_triplet2_d's budget, all of it teacher data, and d's gradient steps and
+  evaluation points; seeds 0 and 1, nothing else."""
+  def crr_500(config):
+    return config['method'] == 'CRR' and config['budget'] == 500
+  d = {config for _, config in _grid_configs('laptop_triplet2_d')}
+  d_steps = {(json.loads(c)['budget'], json.loads(c)['grad_steps'], json.loads(c)['eval_every'])
+             for c in d}
+  (budget, grad_steps, eval_every), = d_steps
+  a = _grid_configs('laptop_triplet2_a', crr_500, budget=budget, offline_episodes=budget,
+                    grad_steps=grad_steps, eval_every=eval_every)
+  e = _grid_configs('laptop_triplet2_e')
+  assert sorted(seed for seed, _ in e) == [0, 1]
+  assert {c for _, c in e} == {c for _, c in a}
 
 
 @pytest.mark.parametrize('name, original, seeds', [
