@@ -57,6 +57,10 @@ def _grid_configs(name, keep=lambda config: True, **replace):
           for r in runs if r.sweep == 'grid' and keep(r.config)}
 
 
+def _crr_at_500(config):
+  return config['method'] == 'CRR' and config['budget'] == 500
+
+
 def test_study_laptop_triplet2_b_repeats_the_b_cells_on_new_seeds():
   """Its runs pool with laptop_triplet2's (docs/results/laptop_triplet2_b): the same
   configs as that study's CRR and R-CRR at 100, the seed apart."""
@@ -87,13 +91,11 @@ def test_study_laptop_triplet2_e_is_a_crr_cell_at_d_budget_and_steps():
   """docs/results/laptop_triplet2_e: laptop_triplet2_a's CRR at 500 (the row's eta) with
   laptop_triplet2_d's budget, all of it teacher data, and d's gradient steps and
   evaluation points; seeds 0-3, nothing else."""
-  def crr_500(config):
-    return config['method'] == 'CRR' and config['budget'] == 500
   d = {config for _, config in _grid_configs('laptop_triplet2_d')}
   d_steps = {(json.loads(c)['budget'], json.loads(c)['grad_steps'], json.loads(c)['eval_every'])
              for c in d}
   (budget, grad_steps, eval_every), = d_steps
-  a = _grid_configs('laptop_triplet2_a', crr_500, budget=budget, offline_episodes=budget,
+  a = _grid_configs('laptop_triplet2_a', _crr_at_500, budget=budget, offline_episodes=budget,
                     grad_steps=grad_steps, eval_every=eval_every)
   e = _grid_configs('laptop_triplet2_e')
   assert sorted(seed for seed, _ in e) == [0, 1, 2, 3]
@@ -107,12 +109,10 @@ def test_study_a_specs_rerun_crr_at_500_with_more_evaluation(name, original, see
   """docs/results/laptop_scripted_a and laptop_triplet2_a: their study's CRR at 500 on
   more seeds, evaluated on 200 final episodes (the teacher's starts) instead of 100;
   nothing else differs."""
-  def crr_500(config):
-    return config['method'] == 'CRR' and config['budget'] == 500
-  replica = _grid_configs(name, crr_500, final_eval_episodes=100)
+  replica = _grid_configs(name, _crr_at_500, final_eval_episodes=100)
   assert sorted(seed for seed, _ in replica) == seeds
   assert len({c for _, c in replica}) == 1
-  assert {c for _, c in replica} == {c for _, c in _grid_configs(original, crr_500)}
+  assert {c for _, c in replica} == {c for _, c in _grid_configs(original, _crr_at_500)}
   # The eta sweep pairs with the grid's seeds: the same runs but for the temperature.
   runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
   by_sweep = {}
