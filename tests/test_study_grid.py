@@ -48,13 +48,14 @@ def test_study_laptop_and_demo_specs_expand():
     assert runs and all(r.config['obs'] == 'state' for r in runs)
 
 
-def _grid_configs(name, keep=lambda config: True, **replace):
-  """{(seed, the rest of the config as JSON)} of a shipped spec's main-grid runs, with
-  `replace` applied to the rest: which runs of two specs are the same but for the seed."""
+def _grid_configs(name, keep=lambda config: True, sweep='grid', **replace):
+  """{(seed, the rest of the config as JSON)} of a shipped spec's runs in `sweep` (the
+  main grid unless named), with `replace` applied to the rest: which runs of two specs
+  are the same but for the seed."""
   runs = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', f'{name}.yaml')))
   return {(r.config['seed'], json.dumps(dict({k: v for k, v in r.config.items() if k != 'seed'},
                                              **replace), sort_keys=True))
-          for r in runs if r.sweep == 'grid' and keep(r.config)}
+          for r in runs if r.sweep == sweep and keep(r.config)}
 
 
 def _crr_at_500(config):
@@ -77,26 +78,23 @@ def test_study_laptop_triplet2_d_is_c_with_seven_times_the_online_episodes():
   nothing else."""
   longer = {'budget': 2000, 'grad_steps': 140000, 'eval_every': 35000,
             'env_steps_per_grad_step': 5}
-  runs_c = grid.expand(spec_lib.load_spec(os.path.join(REPO, 'studies', 'laptop_triplet2_c.yaml')))
-  c = [r.config for r in runs_c if r.config.get('eta') == 0.03]
-  assert sorted(config['seed'] for config in c) == [0, 1]
-  c_longer = {json.dumps({k: v for k, v in dict(config, **longer).items() if k != 'seed'},
-                         sort_keys=True) for config in c}
+  c = _grid_configs('laptop_triplet2_c', sweep='eta', **longer)
+  assert sorted(seed for seed, _ in c) == [0, 1]
   d = _grid_configs('laptop_triplet2_d')
   assert sorted(seed for seed, _ in d) == [0, 1, 2, 3]
-  assert len(c_longer) == 1 and {config for _, config in d} == c_longer
+  assert len({config for _, config in c}) == 1
+  assert {config for _, config in d} == {config for _, config in c}
 
 
 def test_study_laptop_triplet2_e_is_a_crr_cell_at_d_budget_and_steps():
   """docs/results/laptop_triplet2_e: laptop_triplet2_a's CRR at 500 (the row's eta) with
   laptop_triplet2_d's budget, all of it teacher data, and d's gradient steps and
   evaluation points; seeds 0-3, nothing else."""
-  d = {config for _, config in _grid_configs('laptop_triplet2_d')}
-  d_steps = {(json.loads(c)['budget'], json.loads(c)['grad_steps'], json.loads(c)['eval_every'])
-             for c in d}
-  (budget, grad_steps, eval_every), = d_steps
-  a = _grid_configs('laptop_triplet2_a', _crr_at_500, budget=budget, offline_episodes=budget,
-                    grad_steps=grad_steps, eval_every=eval_every)
+  (d,) = {config for _, config in _grid_configs('laptop_triplet2_d')}
+  d = json.loads(d)
+  a = _grid_configs('laptop_triplet2_a', _crr_at_500, budget=d['budget'],
+                    offline_episodes=d['budget'], grad_steps=d['grad_steps'],
+                    eval_every=d['eval_every'])
   e = _grid_configs('laptop_triplet2_e')
   assert sorted(seed for seed, _ in e) == [0, 1, 2, 3]
   assert {c for _, c in e} == {c for _, c in a}
