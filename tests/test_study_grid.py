@@ -100,6 +100,21 @@ def test_study_laptop_triplet2_e_is_a_crr_cell_at_d_budget_and_steps():
   assert {c for _, c in e} == {c for _, c in a}
 
 
+def test_study_laptop_triplet2_f_is_b_at_20_episodes():
+  """docs/results/laptop_triplet2_f: laptop_triplet2_b's two cells at budget 20 (R-CRR: 10
+  offline, 30 gradient steps per env step instead of 5), 200 final evaluation episodes
+  instead of 100; seeds 0-3, nothing else."""
+  def at_20(config):
+    crr = config['method'] == 'CRR'
+    return dict(budget=20, offline_episodes=20 if crr else 10, final_eval_episodes=200,
+                grad_steps_per_update=config['grad_steps_per_update'] if crr else 30)
+  b = {json.dumps(dict(json.loads(c), **at_20(json.loads(c))), sort_keys=True)
+       for _, c in _grid_configs('laptop_triplet2_b')}
+  f = _grid_configs('laptop_triplet2_f')
+  assert sorted({seed for seed, _ in f}) == [0, 1, 2, 3] and len(f) == 8
+  assert len(b) == 2 and {c for _, c in f} == b
+
+
 @pytest.mark.parametrize('name, original, seeds', [
     ('laptop_scripted_a', 'laptop_scripted', [0, 1, 2, 3, 4, 5]),
     ('laptop_triplet2_a', 'laptop_triplet2', [0, 1, 2, 3, 4, 5])])
