@@ -137,9 +137,11 @@ def figure_proportion(study, directory: str) -> Optional[str]:
   for ax, (triplet, teacher, _), budget, here in panels:
     methods = sorted({c.method for c in here})
     for i, method in enumerate(methods):
-      points = sorted((c.proportion, c) for c in here if c.method == method)
-      _seeds_and_means(ax, [p + _jitter(i, len(methods), 1.0) for p, _ in points],
-                       [c for _, c in points], 1.0, label=method)
+      # Two cells of one method and proportion (overrides apart) are both drawn.
+      points = sorted((c for c in here if c.method == method),
+                      key=lambda c: (c.proportion, c.overrides))
+      _seeds_and_means(ax, [c.proportion + _jitter(i, len(methods), 1.0) for c in points],
+                       points, 1.0, label=method)
     _teacher_band(ax, study, triplet, teacher)
     ax.set(title=f'{triplet}, {teacher}, budget {budget}', xlabel='offline proportion',
            ylabel='success (%)', xlim=(-0.05, 1.05), ylim=(-3, 103))

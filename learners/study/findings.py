@@ -85,10 +85,20 @@ def compare(left: Result, right: Result, claim_left_higher: bool = True) -> tupl
     verdict_ = _verdict(above, below, left.mean >= right.mean, False, one_seed,
                         claim_left_higher)
   line = (f'{left.format()} {">=" if claim_left_higher else "<"} {right.format()}'
-          + (f' ({paired.format()})' if paired else '')
+          + (f' ({paired.format()}{_on_shared_starts(paired, left, right)})' if paired else '')
           + ('; one training seed, so no verdict beyond the means' if one_seed and
              (above or below) else ''))
   return verdict_, line
+
+
+def _on_shared_starts(paired: study_results.Paired, *sides: Result) -> str:
+  """Each side's success on the starts the pairing used, where a side was scored on
+  more: its mean over all of them need not order the same way."""
+  if all(len(o) == paired.starts for side in sides for o in side.outcomes):
+    return ''
+  rates = [sum(o[:paired.starts].count('1') for o in side.outcomes)
+           / (paired.starts * len(side.outcomes)) for side in sides]
+  return f': {pct(rates[0])} vs {pct(rates[1])} on those starts'
 
 
 def paired_verdict(paired: study_results.Paired, one_seed: bool,

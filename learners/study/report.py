@@ -1,7 +1,7 @@
 r"""Report of a study: Markdown + PNG figures, the paper's figures and tables.
 
-  python -m learners.study.report runs/laptop [--output runs/laptop/report] \
-      [--episodes_per_hour 41.7] [--budget 10000]
+  python -m learners.study.report runs/laptop [runs/laptop_seeds ...] \
+      [--output runs/laptop/report] [--episodes_per_hour 41.7] [--budget 10000]
 
 Writes `report.md`, `results.json` (every number of it, for scripts: see
 learners.study.export) and `fig*.png` under --output (default: <study>/report):
@@ -20,13 +20,14 @@ has the interval math).  Unfinished runs are listed, not guessed.
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from envs import specs
 from learners.study import diagnostics as diagnostics_lib
 from learners.study import export
 from learners.study import figures
 from learners.study import findings as findings_lib
+from learners.study import pool
 from learners.study import recommend as recommend_lib
 from learners.study import results as study_results
 from learners.study import teacher_data
@@ -86,8 +87,8 @@ def table_cells(study) -> str:
 
 def _settings_notes(study) -> list:
   """What differs from the paper's settings, read from the runs' configs."""
-  index = run_files.read_json(os.path.join(study.workdir, study_results.STUDY_FILE))
-  configs = [r['config'] for r in index['runs']]
+  configs = [r['config'] for workdir in study.workdirs or (study.workdir,)
+             for r in run_files.read_json(os.path.join(workdir, study_results.STUDY_FILE))['runs']]
   notes = []
   steps = sorted({c['episode_steps'] for c in configs})
   if steps != [specs.EPISODE_STEPS]:
@@ -118,24 +119,31 @@ def _settings_notes(study) -> list:
   return notes
 
 
-def write_report(workdir: str, output: Optional[str] = None,
+def write_report(workdirs: Union[str, Sequence[str]], output: Optional[str] = None,
                  episodes_per_hour: float = recommend_lib.PAPER_EPISODES_PER_HOUR,
                  budgets: Optional[Sequence[int]] = None) -> str:
-  study = study_results.load_study(workdir)
+  """The report of one study folder, or of several pooled (learners.study.pool)."""
+  workdirs = [workdirs] if isinstance(workdirs, str) else list(workdirs)
+  study = pool.load_studies(workdirs)
   grid = study.select('grid')
   studied = sorted({c.budget for c in grid})
   unknown = sorted(set(budgets or ()) - set(studied))
   if unknown:  # Checked before anything is written, like every bad input.
     raise ValueError(f'No finished runs at budget {unknown}; the study has budgets {studied}.')
   budgets = list(budgets) if budgets else studied
-  output = output or os.path.join(workdir, 'report')
+  output = output or os.path.join(workdirs[0], 'report')
   os.makedirs(output, exist_ok=True)
   drawn = [figures.figure_budget(study, output), figures.figure_proportion(study, output),
            figures.figure_curves(study, output), figures.figure_offline_curves(study, output),
            *figures.figure_sweeps(study, output)]
   lines = [f'# Study `{study.name}`', '', study.description.strip(), '',
-           f'Results of `{os.path.abspath(workdir)}`: {len(study.cells)} configurations '
-           f'from {sum(c.n_seeds for c in study.cells)} finished runs.']
+           f'Results of {", ".join(f"`{os.path.abspath(w)}`" for w in workdirs)}: '
+           f'{len(study.cells)} configurations from {sum(c.n_seeds for c in study.cells)} '
+           'finished runs' + (', seeds of one configuration pooled across the folders.'
+                              if len(workdirs) > 1 else '.')]
+  if study.duplicates:
+    lines.append('Seeds found in two folders, kept once (the longer evaluation): '
+                 + '; '.join(study.duplicates) + '.')
   if study.missing:
     lines.append(f'**{len(study.missing)} runs are not finished and are left out:** '
                  + ', '.join(study.missing) + '.')
@@ -200,8 +208,11 @@ def write_report(workdir: str, output: Optional[str] = None,
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('workdir', help='a study folder (python -m learners.study --workdir)')
-  parser.add_argument('--output', default=None, help='default: <workdir>/report')
+  parser.add_argument('workdir', nargs='+',
+                      help='a study folder (python -m learners.study --workdir); several '
+                           'are reported as one, a follow-up\'s seeds joining the cells '
+                           'they repeat (learners.study.pool)')
+  parser.add_argument('--output', default=None, help='default: <first workdir>/report')
   parser.add_argument('--episodes_per_hour', type=float,
                       default=recommend_lib.PAPER_EPISODES_PER_HOUR,
                       help='robot throughput for the recommender (default: the paper\'s '

@@ -191,6 +191,10 @@ class Study:
   description: str = ''
   # Finished runs that did not go straight through: {name: (resumes, Ray attempts)}.
   restarted: dict = dataclasses.field(default_factory=dict)
+  # The study folders read (more than one: learners.study.pool), and the seeds found
+  # in two of them, with the run kept.
+  workdirs: tuple = ()
+  duplicates: list = dataclasses.field(default_factory=list)
 
   def select(self, sweep: Optional[str] = 'grid', **where) -> list:
     return [c for c in self.cells if (sweep is None or c.sweep == sweep)
@@ -277,7 +281,8 @@ def load_study(workdir: str) -> Study:
               'evaluation seeds, 400-step episodes)') if teachers else 'none'
   return Study(name=index['name'], workdir=workdir, cells=list(cells.values()),
                missing=missing, teachers=teachers, teacher_source=source,
-               description=index.get('description', ''), restarted=restarted)
+               description=index.get('description', ''), restarted=restarted,
+               workdirs=(workdir,))
 
 
 def checked_outcomes(evaluation: dict, path: str) -> str:
