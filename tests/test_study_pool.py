@@ -95,7 +95,7 @@ def test_pool_refuses_studies_scored_on_other_starts(tmp_path):
   teachers['cells'][0]['outcomes'] = nested(31, 100) + nested(19, 100)  # Start 30 differs.
   _write(os.path.join(b, 'teachers.json'), teachers)
   listing = os.listdir(b)
-  with pytest.raises(ValueError, match='not scored on the same starts'):
+  with pytest.raises(ValueError, match='not the same teacher and starts'):
     pool.load_studies([a, b])
   assert report.main([a, b, '--output', str(tmp_path / 'never')]) == 2
   assert not os.path.exists(tmp_path / 'never') and os.listdir(b) == listing

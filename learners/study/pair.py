@@ -87,13 +87,7 @@ def _teacher(loaded: Sequence[tuple]) -> Side:
       raise ValueError(f'{path} holds {len(teachers)} teacher evaluations; `teacher` needs '
                        'exactly one.')
     evaluations.append((path, teachers[0]))
-  longest = max((t for _, t in evaluations), key=lambda t: len(t.get('outcomes', '')))
-  for path, t in evaluations:
-    mine, theirs = t.get('outcomes', ''), longest.get('outcomes', '')
-    if (t['teacher'], t['triplet']) != (longest['teacher'], longest['triplet']) or (
-        mine != theirs[:len(mine)]):
-      raise ValueError(f'the teacher evaluation of {path} disagrees with the others\' '
-                       f'({t["teacher"]}, {t["triplet"]}): not the same teacher and starts.')
+  longest = study_results.longest_evaluation(evaluations)
   return Side(f'teacher {longest["teacher"]} ({longest["episodes"]} starts)',
               longest['triplet'], [longest.get('outcomes', '')], True)
 

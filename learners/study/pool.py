@@ -76,29 +76,13 @@ def _pool_cells(studies: Sequence[study_results.Study]) -> tuple:
 
 
 def _pool_teachers(studies: Sequence[study_results.Study]) -> list:
-  """Per (teacher, triplet), the evaluation over the most starts; ValueError where two
-  folders' evaluations disagree on the starts they share (not the same starts)."""
-  best = {}
+  """Per (teacher, triplet), the evaluation over the most starts, which every folder's
+  must agree with (`results.longest_evaluation`): the runs were scored on the same starts."""
+  by_key = {}
   for study in studies:
     for cell in study.teachers:
-      key = (cell['teacher'], cell['triplet'])
-      have = best.get(key)
-      if have is None:
-        best[key] = (cell, study.workdir)
-        continue
-      longer, shorter = sorted((have, (cell, study.workdir)), key=lambda x: -x[0]['episodes'])
-      short, long_ = shorter[0].get('outcomes', ''), longer[0].get('outcomes', '')
-      same = (long_.startswith(short) if short and long_ else
-              (shorter[0]['episodes'], shorter[0]['successes'])
-              == (longer[0]['episodes'], longer[0]['successes']))
-      if not same:
-        raise ValueError(
-            f'the {key[0]} teacher on {key[1]} was evaluated differently in {shorter[1]} and '
-            f'{longer[1]} on the starts they share: their runs were not scored on the same '
-            'starts, so they cannot be pooled. Pool studies of one evaluation (the same '
-            'teachers.json), or report them apart.')
-      best[key] = longer
-  return [cell for cell, _ in best.values()]
+      by_key.setdefault((cell['teacher'], cell['triplet']), []).append((study.workdir, cell))
+  return [study_results.longest_evaluation(evaluations) for evaluations in by_key.values()]
 
 
 def load_studies(workdirs: Sequence[str]) -> study_results.Study:

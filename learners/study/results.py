@@ -230,6 +230,25 @@ def versus_teacher(cell: Cell, teacher: dict) -> Optional[Paired]:
   return paired_difference(cell.outcomes, [teacher.get('outcomes', '')])
 
 
+def longest_evaluation(evaluations: Sequence[tuple]) -> dict:
+  """The longest of (source, evaluation) pairs of one teacher, each of which must agree
+  with it on the starts they share (a deterministic teacher on the same starts); a
+  ValueError names the source that does not."""
+  longest = max((e for _, e in evaluations),
+                key=lambda e: (len(e.get('outcomes', '')), e['episodes']))
+  for source, e in evaluations:
+    mine, theirs = e.get('outcomes', ''), longest.get('outcomes', '')
+    if (e['teacher'], e['triplet']) != (longest['teacher'], longest['triplet']) or (
+        mine != theirs[:len(mine)] if mine and theirs else
+        (e['episodes'], e['successes']) != (longest['episodes'], longest['successes'])):
+      raise ValueError(f'the teacher evaluation of {source} disagrees with the others\' '
+                       f'({e["teacher"]}, {e["triplet"]}) on the starts they share: not the '
+                       'same teacher and starts, so not one evaluation to pair against. '
+                       'Pool or pair only studies scored on the same starts (one '
+                       'teachers.json, or one extended by more_starts).')
+  return longest
+
+
 def require_study(workdir: str) -> str:
   """The path of `workdir`'s study.json; FileNotFoundError naming the folder if none."""
   index_path = os.path.join(workdir, STUDY_FILE)
