@@ -96,9 +96,7 @@ def _on_shared_starts(paired: study_results.Paired, *sides: Result) -> str:
   more: its mean over all of them need not order the same way."""
   if all(len(o) == paired.starts for side in sides for o in side.outcomes):
     return ''
-  rates = [sum(o[:paired.starts].count('1') for o in side.outcomes)
-           / (paired.starts * len(side.outcomes)) for side in sides]
-  return f': {pct(rates[0])} vs {pct(rates[1])} on those starts'
+  return f': {pct(paired.means[0])} vs {pct(paired.means[1])} on those starts'
 
 
 def paired_verdict(paired: study_results.Paired, one_seed: bool,

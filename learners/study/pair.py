@@ -148,8 +148,7 @@ def compare(left: Side, right: Side) -> dict:
   return {'left': left.label, 'right': right.label, 'triplet': left.triplet, 'starts': starts,
           'left_seeds': counts['left'], 'right_seeds': counts['right'],
           'left_teacher': left.teacher, 'right_teacher': right.teacher,
-          'left_success': sum(counts['left']) / (starts * len(left.outcomes)),
-          'right_success': sum(counts['right']) / (starts * len(right.outcomes)),
+          'left_success': paired.means[0], 'right_success': paired.means[1],
           'paired': paired.as_dict(), 'paired_seeds_fixed': fixed.as_dict(),
           'verdict': verdict, 'text': (
               f'left - right: {paired.format()}; with these seeds fixed '

@@ -33,12 +33,6 @@ def _training(run_dir: str) -> dict:
   return {k: config.get(k) for k in config_lib.IDENTITY_FIELDS if k not in EVALUATION_FIELDS}
 
 
-def _base(cell: study_results.Cell) -> tuple:
-  """A cell's key as `results.load_study` groups it: sweep, overrides, method, data."""
-  return (cell.sweep, cell.overrides, cell.method, cell.triplet, cell.teacher, cell.obs,
-          cell.budget, cell.offline_episodes)
-
-
 def _seeds(study: study_results.Study):
   """(cell, index, training settings) for each finished seed of a study."""
   for cell in study.cells:
@@ -53,12 +47,12 @@ def _pool_cells(studies: Sequence[study_results.Study]) -> tuple:
   varying = {}  # Per base key: the training settings whose values differ among its seeds.
   for cell, _, training in seeds:
     for k, v in training.items():
-      varying.setdefault(_base(cell), {}).setdefault(k, set()).add(repr(v))
+      varying.setdefault(cell.key, {}).setdefault(k, set()).add(repr(v))
   cells, kept = {}, []
   for cell, i, training in seeds:
-    extra = {k: training[k] for k, values in varying[_base(cell)].items() if len(values) > 1}
+    extra = {k: training[k] for k, values in varying[cell.key].items() if len(values) > 1}
     overrides = tuple(sorted(dict(cell.overrides, **extra).items()))
-    key = (cell.sweep, overrides, *_base(cell)[2:])
+    key = (cell.sweep, overrides, *cell.key[2:])
     pooled = cells.setdefault(key, study_results.Cell(*key))
     seed = cell.seeds[i]
     if seed in pooled.seeds:  # The same run again: keep the one scored on more starts.

@@ -87,7 +87,7 @@ def table_cells(study) -> str:
 
 def _settings_notes(study) -> list:
   """What differs from the paper's settings, read from the runs' configs."""
-  configs = [r['config'] for workdir in study.workdirs or (study.workdir,)
+  configs = [r['config'] for workdir in study.workdirs
              for r in run_files.read_json(os.path.join(workdir, study_results.STUDY_FILE))['runs']]
   notes = []
   steps = sorted({c['episode_steps'] for c in configs})

@@ -77,6 +77,7 @@ class Paired:
   difference: float
   ci95: tuple
   starts: int
+  means: tuple = ()  # (left, right): each side's seed-averaged success on those starts.
 
   def format(self) -> str:
     lo, hi = self.ci95
@@ -130,7 +131,7 @@ def paired_difference(left: Sequence[str], right: Sequence[str], seed: int = 0,
   diffs = draws[0] - draws[1]
   return Paired(float(points[0] - points[1]), (float(np.percentile(diffs, 2.5)),
                                                float(np.percentile(diffs, 97.5))),
-                min(len(o) for o in (*left, *right)))
+                min(len(o) for o in (*left, *right)), (float(points[0]), float(points[1])))
 
 
 @dataclasses.dataclass
@@ -151,6 +152,12 @@ class Cell:
   run_dirs: list = dataclasses.field(default_factory=list)  # Per seed.
   grad_steps: list = dataclasses.field(default_factory=list)  # Per seed, as trained.
   outcomes: list = dataclasses.field(default_factory=list)  # Per seed, '' if not kept.
+
+  @property
+  def key(self) -> tuple:
+    """What `load_study` groups runs by: sweep, overrides, method, data."""
+    return (self.sweep, self.overrides, self.method, self.triplet, self.teacher, self.obs,
+            self.budget, self.offline_episodes)
 
   @property
   def proportion(self) -> float:
